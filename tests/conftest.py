@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests run offline; the embedded model is built by `make model` before them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plra.envs import REPO_ROOT
+from plra.model import embedded_dir
+
+PLRA = [sys.executable, "-m", "plra"]
+
+
+def run_plra(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600):
+    """Run the real `plra` CLI in a subprocess, as a user would."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [*PLRA, *args], capture_output=True, text=True, env=full_env, cwd=cwd or REPO_ROOT, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    folder = embedded_dir("smollm2-135m-instruct")
+    if not (folder / "config.json").exists():
+        pytest.fail(f"{folder} is missing: run `make model` (make test does it) before the tests")
+    return folder
+
+
+@pytest.fixture
+def isolated_config(tmp_path, monkeypatch) -> Path:
+    """A plra.toml path of the test's own, and no PLRA_* variables leaking in from the caller."""
+    for key in list(os.environ):
+        if key.startswith("PLRA_") and key != "PLRA_ENV_CACHE":
+            monkeypatch.delenv(key)
+    config = tmp_path / "plra.toml"
+    monkeypatch.setenv("PLRA_CONFIG", str(config))
+    return config

@@ -1,0 +1,115 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plra import envs
+from plra.errors import PlraError
+from tests.conftest import run_plra
+
+
+def test_run_passes_exit_code_and_output(capfd):
+    code = envs.run(
+        "main", ["python", "-c", "import sys; print('out-line'); print('err-line', file=sys.stderr); sys.exit(7)"]
+    )
+    captured = capfd.readouterr()
+    assert code == 7
+    assert "out-line" in captured.out and "err-line" in captured.err
+
+
+def test_run_uses_the_env_interpreter_and_tees_to_a_log(tmp_path, capfd):
+    log = tmp_path / "logs" / "stage.log"
+    code = envs.run("main", ["python", "-c", "import sys; print(sys.prefix)"], log_path=log)
+    out = capfd.readouterr().out.strip()
+    assert code == 0
+    assert Path(out).resolve() == envs.venv_dir("main").resolve()
+    assert log.read_text().strip() == out
+
+
+def test_run_in_a_missing_env_says_how_to_build_it(tmp_path):
+    with pytest.raises(PlraError, match=r"environment 'deploy' is not built .*make setup"):
+        envs.run("deploy", ["python", "-V"], root=tmp_path)
+    with pytest.raises(PlraError, match="unknown environment 'gpu'"):
+        envs.run("gpu", ["python", "-V"])
+
+
+def _fake_checkout(root: Path, requirements: str) -> None:
+    (root / "requirements").mkdir(parents=True, exist_ok=True)
+    (root / "requirements" / "eval.txt").write_text(requirements)
+
+
+@pytest.mark.slow
+def test_setup_is_idempotent_and_rebuilds_only_on_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLRA_ENV_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "checkout"
+    _fake_checkout(root, "# nothing to install\n")
+    first = envs.setup(["eval"], root=root)
+    link = root / ".venv-eval"
+    target = link.resolve()
+    stamp = (target / envs.STAMP).stat().st_mtime_ns
+    assert link.is_symlink() and (target / "bin" / "python").exists()
+    second = envs.setup(["eval"], root=root)
+    assert (target / envs.STAMP).stat().st_mtime_ns == stamp  # nothing rebuilt
+    assert second["eval"] < min(first["eval"], 2.0)
+    _fake_checkout(root, "# a changed requirements file\n")
+    envs.setup(["eval"], root=root)
+    assert link.resolve() != target and json.loads((link.resolve() / envs.STAMP).read_text())["hash"]
+
+
+def test_setup_failure_names_the_env_and_the_pip_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLRA_ENV_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "checkout"
+    _fake_checkout(root, "--no-index\nplra-no-such-package==9.9\n")
+    with pytest.raises(PlraError) as err:
+        envs.setup(["eval"], root=root)
+    message = str(err.value)
+    assert "env 'eval' (requirements/eval.txt)" in message and "plra-no-such-package" in message
+    assert not (root / ".venv-eval").exists()  # no link to a half-built env
+
+
+def test_setup_refuses_to_replace_a_foreign_venv(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLRA_ENV_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "checkout"
+    _fake_checkout(root, "# nothing\n")
+    (root / ".venv-eval").mkdir()
+    with pytest.raises(PlraError, match="is not a link made by `make setup`"):
+        envs.setup(["eval"], root=root)
+
+
+def test_main_env_imports_the_training_stack_on_cpu():
+    code = (
+        "import torch, torchvision, transformers, xtuner, peft, lagent, gradio\n"
+        "from transformers import LlamaForCausalLM\n"
+        "import xtuner.dataset\n"
+        "boxes = torch.tensor([[0., 0., 1., 1.], [0., 0., 1., 1.]])\n"
+        "print(torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8]), 0.5).tolist(), transformers.__version__)"
+    )
+    result = subprocess.run([str(envs.bin_path("main", "python")), "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[0] == "[0]"
+
+
+def test_env_command_reports_all_three_envs():
+    result = run_plra("env", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["envs"]) == {"main", "deploy", "eval"}
+    main = report["envs"]["main"]
+    assert main["built"] and main["up_to_date"]
+    assert main["packages"]["xtuner"] == "0.2.0" and main["packages"]["transformers"].startswith("4.48")
+    assert report["gpu"]["visible"] == bool(shutil.which("nvidia-smi") and report["gpu"]["detail"])
+    for name in ("deploy", "eval"):
+        assert report["envs"][name]["built"], f"{name} env missing: make setup builds it"
+    assert report["envs"]["deploy"]["packages"]["lmdeploy"] == "0.18.0"
+    assert report["envs"]["eval"]["packages"]["opencompass"] == "0.5.4"
+
+
+def test_setup_module_runs_without_dependencies():
+    # `make setup` runs this with the bare system interpreter before any env exists.
+    result = subprocess.run(
+        [sys.executable, "-m", "plra.envs", "--help"], capture_output=True, text=True, cwd=envs.REPO_ROOT
+    )
+    assert result.returncode == 0 and "setup" in result.stdout
