@@ -10,10 +10,12 @@ import sys
 import typer
 
 from plra import __version__, envs
+from plra.data.build import data_app
 from plra.errors import PlraError
 from plra.kb import kb_app
 from plra.model import model_app
 from plra.retrieval import eval_command, search_command
+from plra.train import train_command
 
 app = typer.Typer(
     help="PLRA, the Personalized-LLM Research Assistant: data, training, deployment, evaluation and use.",
@@ -23,8 +25,10 @@ app = typer.Typer(
 )
 app.add_typer(model_app, name="model")
 app.add_typer(kb_app, name="kb")
+app.add_typer(data_app, name="data")
 kb_app.command("eval")(eval_command)
 app.command("search")(search_command)
+app.command("train")(train_command)
 
 
 def gpu_status() -> dict[str, object]:

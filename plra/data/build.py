@@ -1,0 +1,137 @@
+"""`plra data build`: knowledge base -> pretrain / SFT / DPO files with a manifest, behind the leakage guard."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from plra import kb as kb_module
+from plra.data import dpo, pretrain, sft
+from plra.data.leakage import find_leaks
+from plra.envs import REPO_ROOT
+from plra.errors import PlraError
+from plra.io import read_jsonl, write_json_atomic
+from plra.settings import KnowledgeSettings, load_knowledge
+
+BENCHMARK_FILES = ("mcq.jsonl", "qa.jsonl", "attribution.jsonl", "retrieval.jsonl", "in_field.jsonl",
+                   "out_of_field.jsonl")  # fmt: skip
+
+
+def default_out_dir(settings: KnowledgeSettings) -> Path:
+    return REPO_ROOT / "build" / "data" / settings.field
+
+
+def benchmark_questions(settings: KnowledgeSettings) -> list[tuple[str, str]]:
+    folder = settings.field_dir / "benchmark"
+    questions = []
+    for name in BENCHMARK_FILES:
+        path = folder / name
+        if path.exists():
+            try:
+                questions += [(name, row["question"]) for row in read_jsonl(path) if row.get("question")]
+            except ValueError as err:
+                raise PlraError(str(err)) from None
+    return questions
+
+
+def training_questions(conversations: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    turns = [(c["id"], m["content"]) for c in conversations for m in c["messages"] if m["role"] == "user"]
+    turns += [(p["id"], m["content"]) for p in pairs for m in p["prompt"] if m["role"] == "user"]
+    return turns
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    path.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) -> dict[str, Any]:
+    """Build every training file into out_dir (replaced atomically) and return the manifest."""
+    start = time.monotonic()
+    knowledge = kb_module.load(settings)  # curated papers only: incoming entries are never trained on
+    log(f"knowledge base: {len(knowledge.papers)} papers, {len(knowledge.glossary)} terms")
+    docs = pretrain.build(knowledge)
+    conversations = sft.templated(knowledge, seed) + sft.load_handwritten(settings.field_dir / "qa", knowledge)
+    pairs = dpo.build(knowledge, seed)
+    names = [name for p in knowledge.papers.values() for name in (p.title, p.title.split(":")[0], *p.aliases)]
+    leaks = find_leaks(benchmark_questions(settings), training_questions(conversations, pairs), names)
+    if leaks:
+        shown = "\n  ".join(str(leak) for leak in leaks[:20])
+        raise PlraError(f"{len(leaks)} benchmark question(s) leak into training data; reword them:\n  {shown}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    try:
+        hashes = {
+            "pretrain.jsonl": _write_jsonl(tmp / "pretrain.jsonl", docs),
+            "sft.jsonl": _write_jsonl(tmp / "sft.jsonl", [{"messages": c["messages"]} for c in conversations]),
+            "sft_records.jsonl": _write_jsonl(tmp / "sft_records.jsonl", conversations),
+            "dpo.jsonl": _write_jsonl(tmp / "dpo.jsonl", [dpo.xtuner_row(p) for p in pairs]),
+            "dpo_records.jsonl": _write_jsonl(tmp / "dpo_records.jsonl", pairs),
+        }
+        manifest = {
+            "field": settings.field,
+            "seed": seed,
+            "knowledge_base_hash": kb_module.content_hash(settings),
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "counts": {
+                "pretrain": len(docs),
+                "sft": len(conversations),
+                "sft_handwritten": sum(not c["id"].startswith("tpl-") for c in conversations),
+                "sft_multi_turn": sum(len(c["messages"]) > 3 for c in conversations),
+                "dpo": len(pairs),
+            },
+            "sft_by_task_lang": _counts(conversations, "task"),
+            "dpo_by_rejection_lang": _counts(pairs, "rejection"),
+            "benchmark_questions_checked": len(benchmark_questions(settings)),
+            "files": hashes,
+        }
+        write_json_atomic(tmp / "manifest.json", manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"built {out_dir} in {time.monotonic() - start:.1f} s")
+    return manifest
+
+
+def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, int]]:
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row in rows:
+        counts[row[key]][row["lang"]] += 1
+    return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
+
+
+data_app = typer.Typer(help="Training data: build pretrain / SFT / DPO files from the knowledge base.")
+
+
+@data_app.command("build")
+def build_command(
+    out: Path = typer.Option(None, "--out", help="output folder (default build/data/<field>)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the templated builders"),
+    as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
+) -> None:
+    """Build pretrain.jsonl, sft.jsonl and dpo.jsonl (XTuner formats) with manifest.json; fails on leakage."""
+    settings = load_knowledge()
+    out_dir = out or default_out_dir(settings)
+    manifest = build(settings, out_dir, seed, log=(lambda _msg: None) if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(manifest, ensure_ascii=False))
+        return
+    counts = manifest["counts"]
+    typer.echo(
+        f"pretrain {counts['pretrain']} documents, SFT {counts['sft']} conversations "
+        f"({counts['sft_handwritten']} hand-written, {counts['sft_multi_turn']} multi-turn), DPO {counts['dpo']} pairs"
+    )
+    for task, langs in manifest["sft_by_task_lang"].items():
+        typer.echo(f"  sft {task:14s} " + "  ".join(f"{lang} {n}" for lang, n in langs.items()))

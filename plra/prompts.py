@@ -1,0 +1,151 @@
+"""Every prompt and answer template PLRA uses, in one place, in English and Chinese."""
+
+from __future__ import annotations
+
+SYSTEM = {
+    "en": (
+        "You are PLRA, a research assistant for personalized large language models (personalized alignment, "
+        "user modelling, memory, role-play, benchmarks, risks). Answer precisely, cite every paper you rely on "
+        "as [arXiv:ID], and say so plainly when a question is outside this field."
+    ),
+    "zh": (
+        "你是 PLRA，一名面向“个性化大语言模型”领域（个性化对齐、用户建模、记忆、角色扮演、评测基准与风险）的科研助手。"
+        "回答要准确，所依据的每篇论文都用 [arXiv:编号] 标注；问题超出该领域时要直接说明。"
+    ),
+}
+
+# What the assistant covers, said when it redirects a question from outside the field.
+SCOPE = {
+    "en": (
+        "I am a research assistant for personalized large language models: personalized and pluralistic alignment, "
+        "user modelling and profiles, retrieval- and memory-based personalization, role-play and persona agents, "
+        "per-user fine-tuning, evaluation benchmarks, and the risks and privacy questions these raise."
+    ),
+    "zh": (
+        "我是个性化大语言模型方向的科研助手，涵盖个性化与多元化对齐、用户建模与用户画像、基于检索和记忆的个性化、"
+        "角色扮演与人设智能体、面向用户的微调、评测基准，以及由此带来的风险与隐私问题。"
+    ),
+}
+
+# Question templates for the templated SFT conversations; several phrasings per task so the model learns the
+# intent, not one sentence. Placeholders: {title}, {alias}, {term}, {topic}, {other}, {path}.
+QUESTIONS: dict[str, dict[str, list[str]]] = {
+    "summary": {
+        "en": [
+            'Can you summarize the paper "{title}"?',
+            "What does {alias} do, and what did it find?",
+            "Give me a short overview of {alias}: problem, method, data and results.",
+        ],
+        "zh": [
+            "请概括一下论文《{title}》。",
+            "{alias} 这篇工作做了什么？主要结论是什么？",
+            "简要介绍 {alias}：问题、方法、数据和结果。",
+        ],
+    },
+    "findings": {
+        "en": [
+            "What are the key findings of {alias}?",
+            'List the main results reported in "{title}".',
+            "What should I take away from {alias}?",
+        ],
+        "zh": ["{alias} 的主要发现有哪些？", "《{title}》报告了哪些关键结果？", "读 {alias} 应该记住哪些要点？"],
+    },
+    "metadata": {
+        "en": ["Who wrote {alias}, and when did it appear?", 'Where and when was "{title}" published?'],
+        "zh": ["{alias} 的作者是谁？哪一年发表？", "《{title}》发表在哪里、是哪一年？"],
+    },
+    "concept": {
+        "en": [
+            "What is {term}?",
+            "Explain {term} to a newcomer to personalized LLMs.",
+            "How is the term {term} used in work on personalized LLMs?",
+        ],
+        "zh": ["什么是{term}？", "请向刚入门个性化大模型的人解释“{term}”。", "个性化大模型研究中的“{term}”指什么？"],
+    },
+    "compare": {
+        "en": ["How does {alias} compare with {other}?", "What is the difference between {alias} and {other}?"],
+        "zh": ["{alias} 和 {other} 有什么区别？", "请比较 {alias} 与 {other}。"],
+    },
+    "which_papers": {
+        "en": ["Which papers address {topic}?", "What should I cite for {topic}?"],
+        "zh": ["哪些论文研究{topic}？", "关于{topic}，有哪些值得引用的论文？"],
+    },
+    "reading_path": {
+        "en": ["I'm new to {path}. In what order should I read the key papers?"],
+        "zh": ["我刚接触{path}，应该按什么顺序读哪些论文？"],
+    },
+    "related_work": {
+        "en": ["Write a related-work paragraph on {topic} with citations."],
+        "zh": ["请写一段关于{topic}的相关工作综述，并附上引用。"],
+    },
+    "ideas": {
+        "en": ["Suggest a research direction that builds on {alias}."],
+        "zh": ["基于 {alias}，有什么值得做的研究方向？"],
+    },
+}
+
+# Questions from outside the field, for the redirect task (distinct from the benchmark's calibration sets).
+OUT_OF_FIELD = {
+    "en": [
+        "What is the best way to season a cast-iron pan?",
+        "How many moons does Jupiter have?",
+        "Can you explain the offside rule in football?",
+        "How do I file a VAT return for a small shop?",
+        "What causes the seasons on Earth?",
+        "How do I fix a flat bicycle tyre?",
+        "Which grapes are used to make Chianti?",
+        "How does a heat pump warm a house?",
+        "What is the capital of Mongolia?",
+        "How do I repot an orchid?",
+        "What are good exercises for lower back pain?",
+        "How do I write a for loop in Fortran?",
+        "What is the plot of Hamlet?",
+        "How do bond yields relate to bond prices?",
+        "How do I remove red wine stains from a carpet?",
+        "What is the boiling point of ethanol?",
+        "How do I tune a guitar to drop D?",
+        "What were the causes of the French Revolution?",
+        "How do I set up RAID 1 on a Linux server?",
+        "What is the difference between baking soda and baking powder?",
+    ],
+    "zh": [
+        "铸铁锅怎么开锅？",
+        "木星有多少颗卫星？",
+        "足球里的越位规则是什么？",
+        "个体户怎么申报增值税？",
+        "地球为什么会有四季？",
+        "自行车爆胎了怎么补？",
+        "糖醋排骨需要先焯水吗？",
+        "空气源热泵是怎么供暖的？",
+        "蒙古国的首都是哪里？",
+        "兰花怎么换盆？",
+        "腰肌劳损适合做哪些锻炼？",
+        "《红楼梦》讲了什么故事？",
+        "债券收益率和价格是什么关系？",
+        "地毯上的红酒渍怎么清理？",
+        "乙醇的沸点是多少？",
+        "吉他怎么调成 Drop D？",
+        "法国大革命的起因有哪些？",
+        "Linux 服务器怎么配置 RAID 1？",
+        "小苏打和泡打粉有什么区别？",
+        "怎么给猫剪指甲？",
+    ],
+}
+
+REDIRECT = {
+    "en": "That question is outside what I cover. {scope} If it helps, I can point you to papers on {angle}.",
+    "zh": "这个问题超出了我的范围。{scope}如果有帮助，我可以为你介绍关于{angle}的论文。",
+}
+REDIRECT_ANGLES = {
+    "en": [
+        "personalized assistants and user profiles",
+        "how LLMs adapt to individual users",
+        "memory for long-term personalized dialogue",
+    ],
+    "zh": ["个性化助手与用户画像", "大模型如何适应个体用户", "长期个性化对话中的记忆机制"],
+}
+
+REFUSAL_UNHELPFUL = {
+    "en": "I'm sorry, but I can't help with that request.",
+    "zh": "抱歉，我无法回答这个问题。",
+}

@@ -1,0 +1,329 @@
+"""`plra train`: XTuner training (SFT, incremental pretraining, DPO), then pth_to_hf and merge, in the main env.
+
+A run lives in `work_dirs/<profile>/<stage>/<timestamp>/` with `adapter/`, `merged/`, `train.log` and
+`manifest.json` (config, data hashes, first and last loss, duration); `work_dirs/<profile>/<stage>/latest`
+points at the newest run that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from plra import envs
+from plra.envs import REPO_ROOT
+from plra.errors import PlraError
+from plra.io import write_json_atomic
+from plra.model import resolve_model_dir
+from plra.settings import ProfileSettings, load_knowledge, load_profile
+
+STAGES = ("sft", "pretrain", "dpo")
+WORK_DIRS = REPO_ROOT / "work_dirs"
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied_embeddings: bool = False
+
+    @property
+    def linear_params(self) -> int:
+        """Parameters of the transformer blocks' linear layers (what 4-bit quantization and LoRA act on)."""
+        head_dim = self.hidden // self.heads
+        attn = self.hidden * (self.hidden + 2 * self.kv_heads * head_dim) + self.hidden * self.hidden
+        mlp = 3 * self.hidden * self.intermediate
+        return self.layers * (attn + mlp)
+
+    def lora_params(self, rank: int) -> int:
+        head_dim = self.hidden // self.heads
+        shapes = [
+            (self.hidden, self.hidden),  # q
+            (self.hidden, self.kv_heads * head_dim),  # k
+            (self.hidden, self.kv_heads * head_dim),  # v
+            (self.hidden, self.hidden),  # o
+            (self.hidden, self.intermediate),  # gate
+            (self.hidden, self.intermediate),  # up
+            (self.intermediate, self.hidden),  # down
+        ]
+        return self.layers * sum(rank * (fan_in + fan_out) for fan_in, fan_out in shapes)
+
+
+# Shapes of the bases the configs name, so a dry run needs no weights (from each model's config.json).
+KNOWN_SHAPES = {
+    "internlm/internlm2-chat-7b": ModelShape(4096, 32, 32, 8, 14336, 92544),
+    "internlm/internlm2-7b": ModelShape(4096, 32, 32, 8, 14336, 92544),
+    "internlm/internlm2-chat-1_8b": ModelShape(2048, 24, 16, 8, 8192, 92544),
+    "meta-llama/Meta-Llama-3-8B-Instruct": ModelShape(4096, 32, 32, 8, 14336, 128256),
+    "models/smollm2-135m-instruct": ModelShape(576, 30, 9, 3, 1536, 49152, tied_embeddings=True),
+}
+
+
+def shape_from_config_json(path: Path) -> ModelShape:
+    cfg = json.loads(path.read_text())
+    return ModelShape(
+        cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
+        cfg.get("num_key_value_heads", cfg["num_attention_heads"]), cfg["intermediate_size"], cfg["vocab_size"],
+        bool(cfg.get("tie_word_embeddings", False)),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainKnobs:
+    """The settings of an XTuner config that decide memory, read from the config file itself."""
+
+    model: str
+    quantized_4bit: bool
+    double_quant: bool
+    lora_r: int
+    max_length: int
+    batch_size: int
+    dpo: bool
+    dtype_bytes: int  # compute dtype of activations: 2 for fp16, 4 for fp32
+
+
+def read_knobs(config: Path) -> TrainKnobs:
+    import contextlib
+    import sys
+
+    from mmengine.config import Config
+
+    # Loading a config imports the training stack, whose banners would spoil --json output on stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        cfg = Config.fromfile(str(config))
+        llm = cfg.model["llm"]
+        quant = llm.get("quantization_config") or {}
+        return TrainKnobs(
+            model=str(cfg.get("pretrained_model_name_or_path")),
+            quantized_4bit=bool(quant.get("load_in_4bit", False)),
+            double_quant=bool(quant.get("bnb_4bit_use_double_quant", False)),
+            lora_r=int(cfg.model["lora"]["r"]) if cfg.model.get("lora") else 0,
+            max_length=int(cfg.get("max_length")),
+            batch_size=int(cfg.get("batch_size", 1)),
+            dpo="DPO" in str(cfg.model["type"]),
+            dtype_bytes=2 if "16" in str(llm.get("torch_dtype", "torch.float32")) else 4,
+        )
+
+
+def estimate_memory(knobs: TrainKnobs, shape: ModelShape) -> dict[str, float]:
+    """Peak GPU memory of a (Q)LoRA run in GiB, by part.
+
+    - linear weights: 4 bits each plus bitsandbytes' block absmax (1 byte per 64 weights, or with double
+      quantization 1 byte per 64 plus 4 bytes per 16,384); unquantized runs keep the load dtype.
+    - embeddings and LM head: peft's k-bit preparation casts every non-4-bit tensor to fp32.
+    - LoRA: fp32 weights, gradients and two Adam moments (16 bytes per parameter).
+    - activations with gradient checkpointing: one hidden state per layer, one layer recomputed in full
+      (attention scores and MLP), and the fp32 logits with their gradient; DPO scores chosen and rejected.
+    - runtime: CUDA context and allocator slack.
+    """
+    if knobs.quantized_4bit:
+        absmax = (1 / 64 + 4 / (64 * 256)) if knobs.double_quant else (4 / 64)
+        linear = shape.linear_params * (0.5 + absmax)
+        embed_bytes = 4
+    else:
+        linear = shape.linear_params * knobs.dtype_bytes
+        embed_bytes = knobs.dtype_bytes
+    embeddings = shape.vocab * shape.hidden * (1 if shape.tied_embeddings else 2) * embed_bytes
+    lora = shape.lora_params(knobs.lora_r) * 16
+    tokens = knobs.max_length * knobs.batch_size * (2 if knobs.dpo else 1)
+    checkpoints = shape.layers * tokens * shape.hidden * 4
+    one_layer = tokens * (shape.intermediate * 3 + shape.hidden * 4) * knobs.dtype_bytes + (
+        knobs.batch_size * shape.heads * knobs.max_length**2 * knobs.dtype_bytes * 2
+    )
+    logits = tokens * shape.vocab * 4 * 2
+    runtime = 0.5 * GIB
+    parts = {
+        "weights_4bit" if knobs.quantized_4bit else "weights": linear,
+        "embeddings_and_head": embeddings,
+        "lora_params_grads_adam": lora,
+        "activations": checkpoints + one_layer + logits,
+        "cuda_runtime": runtime,
+    }
+    out = {name: round(value / GIB, 2) for name, value in parts.items()}
+    out["total"] = round(sum(parts.values()) / GIB, 2)
+    return out
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def stage_config(profile: ProfileSettings, stage: str, config: Path | None) -> Path:
+    if config is not None:
+        path = config
+    else:
+        base = Path(profile.xtuner_config)
+        if stage != "sft" and stage not in PROFILE_STAGE_CONFIGS.get(profile.name, {}):
+            raise PlraError(f"profile '{profile.name}' ships no {stage} config: pass --config FILE")
+        path = base if stage == "sft" else base.with_name(PROFILE_STAGE_CONFIGS[profile.name][stage])
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.exists():
+        raise PlraError(f"XTuner config {path} does not exist")
+    return path
+
+
+# The pretraining and DPO configs of each profile (SFT's is the profile's `xtuner_config`).
+PROFILE_STAGE_CONFIGS = {
+    "tiny": {"pretrain": "smollm2_135m_instruct_lora_plllm_pretrain_e1.py",
+             "dpo": "smollm2_135m_instruct_lora_plllm_dpo_e1.py"},
+    "internlm2-7b": {"pretrain": "internlm2_7b_qlora_plllm_pretrain_e1.py",
+                     "dpo": "internlm2_chat_7b_qlora_plllm_dpo_e1.py"},
+}  # fmt: skip
+
+
+def build_steps(
+    config: Path, run_dir: Path, base_model: str, data_dir: Path, gpus: int, max_iters: int | None, resume: bool
+) -> list[Step]:
+    """The three commands of a run, exactly as they are executed (and printed by --dry-run)."""
+    env = {"PLRA_MODEL_DIR": base_model, "PLRA_DATA_DIR": str(data_dir)}
+    if max_iters:
+        env["PLRA_MAX_ITERS"] = str(max_iters)
+    entry = ["-m", "plra.workers.xtuner_entry"]
+    train_args = ["train", str(config), "--work-dir", str(run_dir / "xtuner")]
+    if resume:
+        train_args.append("--resume")
+    if gpus > 1:
+        # One process per GPU through torchrun; DeepSpeed ZeRO-2 shards optimizer states and gradients.
+        launch = ["torchrun", f"--nproc_per_node={gpus}", "--master_port=29500", *entry]
+        train_args += ["--launcher", "pytorch", "--deepspeed", "deepspeed_zero2"]
+    else:
+        launch = ["python", *entry]
+    checkpoint = "{last_checkpoint}"  # filled in after training from xtuner's last_checkpoint file
+    return [
+        Step("train", [*launch, *train_args], env),
+        Step("pth_to_hf", ["python", *entry, "pth_to_hf", str(config), checkpoint, str(run_dir / "adapter")], env),
+        Step("merge", ["python", *entry, "merge", base_model, str(run_dir / "adapter"), str(run_dir / "merged"),
+                       "--device", "cpu" if gpus == 0 else "cuda", "--safe-serialization"], env),
+    ]  # fmt: skip
+
+
+def read_losses(xtuner_dir: Path) -> list[tuple[int, float]]:
+    """(iteration, loss) pairs from the scalars mmengine logs during training."""
+    losses = []
+    for scalars in sorted(xtuner_dir.glob("*/vis_data/scalars.json")):
+        for line in scalars.read_text().splitlines():
+            row = json.loads(line)
+            if "loss" in row:
+                losses.append((int(row.get("iter", row.get("step", 0))), float(row["loss"])))
+    return losses
+
+
+def _data_hashes(data_dir: Path) -> dict[str, str]:
+    try:
+        return json.loads((data_dir / "manifest.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        raise PlraError(f"no built training data in {data_dir}: run `plra data build` first") from None
+
+
+def run(
+    profile: ProfileSettings, stage: str, config: Path | None = None, gpus: int = 0, resume: bool = False,
+    max_iters: int | None = None, run_dir: Path | None = None, log=print,
+) -> dict[str, Any]:  # fmt: skip
+    """Train, convert and merge; return the run manifest. Each step's output goes to the terminal and a log."""
+    from plra.data.build import default_out_dir
+
+    if stage not in STAGES:
+        raise PlraError(f"unknown stage '{stage}': choose one of {', '.join(STAGES)}")
+    cfg_path = stage_config(profile, stage, config)
+    data_dir = default_out_dir(load_knowledge())
+    hashes = _data_hashes(data_dir)
+    base_model = str(resolve_model_dir(profile))
+    run_dir = run_dir or WORK_DIRS / profile.name / stage / time.strftime("%Y%m%d_%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    steps = build_steps(cfg_path, run_dir, base_model, data_dir, gpus, max_iters, resume)
+    start = time.monotonic()
+    for step in steps:
+        if step.name == "pth_to_hf":
+            last = (run_dir / "xtuner" / "last_checkpoint").read_text().strip()
+            step.argv = [last if a == "{last_checkpoint}" else a for a in step.argv]
+        log(f"[train] {step.name}: {' '.join(step.argv)}")
+        log_path = run_dir / f"{step.name}.log"
+        code = envs.run("main", step.argv, cwd=REPO_ROOT, extra_env=step.env, log_path=log_path)
+        if code != 0:
+            raise PlraError(f"{step.name} failed (exit {code}); see {log_path}", exit_code=code)
+    losses = read_losses(run_dir / "xtuner")
+    manifest = {
+        "profile": profile.name,
+        "stage": stage,
+        "config": str(cfg_path.relative_to(REPO_ROOT)) if cfg_path.is_relative_to(REPO_ROOT) else str(cfg_path),
+        "base_model": base_model,
+        "data_hashes": hashes,
+        "first_loss": losses[0][1] if losses else None,
+        "last_loss": losses[-1][1] if losses else None,
+        "losses": losses,
+        "duration_s": round(time.monotonic() - start, 1),
+        "merged": str(run_dir / "merged"),
+    }
+    write_json_atomic(run_dir / "manifest.json", manifest)
+    latest = run_dir.parent / "latest"
+    tmp_link = run_dir.parent / f".latest-{os.getpid()}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(run_dir.name)
+    os.replace(tmp_link, latest)
+    return manifest
+
+
+def dry_run(profile: ProfileSettings, stage: str, config: Path | None, gpus: int) -> dict[str, Any]:
+    """The commands a run would execute and its GPU memory estimate, without weights or a GPU."""
+    from plra.data.build import default_out_dir
+
+    cfg_path = stage_config(profile, stage, config)
+    knobs = read_knobs(cfg_path)
+    base_model = str(profile.model_path or knobs.model)
+    local = profile.model_path / "config.json" if profile.model_path else REPO_ROOT / knobs.model / "config.json"
+    shape = shape_from_config_json(local) if local.exists() else KNOWN_SHAPES.get(knobs.model)
+    run_dir = WORK_DIRS / profile.name / stage / "<timestamp>"
+    steps = build_steps(cfg_path, run_dir, base_model, default_out_dir(load_knowledge()), gpus, None, False)
+    return {
+        "profile": profile.name,
+        "stage": stage,
+        "config": str(cfg_path),
+        "commands": [{"step": s.name, "env": s.env, "argv": s.argv} for s in steps],
+        "memory_gib": estimate_memory(knobs, shape) if shape else None,
+        "knobs": knobs.__dict__,
+    }
+
+
+def train_command(
+    profile: str = typer.Option(None, "--profile", "-p"),
+    stage: str = typer.Option("sft", "--stage", help="sft, pretrain or dpo"),
+    config: Path = typer.Option(None, "--config", help="another XTuner config instead of the profile's"),
+    gpus: int = typer.Option(None, "--gpus", help="GPUs on this node (NPROC_PER_NODE; >1 uses DeepSpeed ZeRO-2)"),
+    resume: bool = typer.Option(False, "--resume", help="resume from the run's last checkpoint"),
+    max_iters: int = typer.Option(None, "--max-iters", help="cap the iterations (CPU configs read PLRA_MAX_ITERS)"),
+    model_path: Path = typer.Option(None, "--model-path", help="local base weights"),
+    dry_run_flag: bool = typer.Option(False, "--dry-run", help="print the commands and a GPU memory estimate"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fine-tune with XTuner (train -> pth_to_hf -> merge) into work_dirs/<profile>/<stage>/<timestamp>/."""
+    settings = load_profile(profile, {"model_path": model_path})
+    gpus = gpus if gpus is not None else (1 if settings.device == "cuda" else 0)
+    if dry_run_flag:
+        plan = dry_run(settings, stage, config, gpus)
+        if as_json:
+            typer.echo(json.dumps(plan))
+            return
+        for command in plan["commands"]:
+            env = " ".join(f"{k}={v}" for k, v in command["env"].items())
+            typer.echo(f"{env} {' '.join(command['argv'])}")
+        if plan["memory_gib"]:
+            parts = ", ".join(f"{k} {v}" for k, v in plan["memory_gib"].items() if k != "total")
+            typer.echo(f"estimated peak GPU memory: {plan['memory_gib']['total']} GiB ({parts})")
+        return
+    manifest = run(settings, stage, config, gpus, resume, max_iters, log=typer.echo)
+    summary = {k: manifest[k] for k in ("first_loss", "last_loss", "duration_s", "merged")}
+    typer.echo(json.dumps(summary) if as_json else f"trained: {summary}")
