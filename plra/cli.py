@@ -14,7 +14,9 @@ from plra.data.build import data_app
 from plra.errors import PlraError
 from plra.kb import kb_app
 from plra.model import model_app
+from plra.quantize import quantize_command
 from plra.retrieval import eval_command, search_command
+from plra.serve import serve_command
 from plra.train import train_command
 
 app = typer.Typer(
@@ -29,6 +31,8 @@ app.add_typer(data_app, name="data")
 kb_app.command("eval")(eval_command)
 app.command("search")(search_command)
 app.command("train")(train_command)
+app.command("quantize")(quantize_command)
+app.command("serve")(serve_command)
 
 
 def gpu_status() -> dict[str, object]:

@@ -1,0 +1,163 @@
+"""The one OpenAI-compatible client every consumer uses (app, agent, eval helpers, data synth).
+
+Timeouts, bounded retries with exponential backoff (the openai SDK's own), streaming, and a clear
+one-line error within about a second when nothing listens at the endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from plra.envs import REPO_ROOT
+from plra.errors import PlraError
+
+SERVE_STATE_DIR = REPO_ROOT / ".plra" / "serve"
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass
+class LLMSettings:
+    base_url: str
+    model: str | None = None  # None: the model `plra serve` recorded, else the first of /v1/models
+    api_key: str = "plra"  # local servers accept any key; the SDK insists on one
+    timeout_s: float = 120.0
+    max_retries: int = 2
+    temperature: float = 0.2
+    max_tokens: int = 512
+
+
+def normalize_base_url(url: str) -> str:
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def served_model(base_url: str) -> str | None:
+    """The model name `plra serve` recorded for the server at base_url, if it started it."""
+    port = urlparse(base_url).port
+    state = SERVE_STATE_DIR / f"{port}.json"
+    try:
+        return json.loads(state.read_text())["model_name"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def probe(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, with one line, when nothing accepts connections at the endpoint."""
+    parsed = urlparse(base_url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except OSError as err:
+        raise PlraError(
+            f"nothing answers at {base_url} ({err.strerror or err}); start a server with `plra serve` "
+            f"or pass --endpoint URL"
+        ) from None
+
+
+class LLMClient:
+    def __init__(self, settings: LLMSettings) -> None:
+        import openai
+
+        self.settings = settings
+        self.base_url = normalize_base_url(settings.base_url)
+        self._openai = openai
+        self.client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=settings.api_key,
+            timeout=settings.timeout_s,
+            max_retries=settings.max_retries,
+        )
+        self._model = settings.model
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> LLMClient:
+        return cls(LLMSettings(base_url=url, **overrides))
+
+    def models(self) -> list[str]:
+        probe(self.base_url)
+        return [m.id for m in self._call(self.client.models.list).data]
+
+    @property
+    def model(self) -> str:
+        if self._model is None:
+            self._model = served_model(self.base_url) or next(iter(self.models()), None)
+            if self._model is None:
+                raise PlraError(f"the server at {self.base_url} lists no model: pass the model name")
+        return self._model
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except self._openai.APITimeoutError:
+            raise PlraError(f"{self.base_url} did not answer within {self.settings.timeout_s:.0f} s") from None
+        except self._openai.APIConnectionError as err:
+            raise PlraError(f"lost the connection to {self.base_url}: {err}") from None
+        except self._openai.APIStatusError as err:
+            raise PlraError(f"{self.base_url} answered {err.status_code}: {str(err)[:200]}") from None
+
+    def _request(self, messages: list[dict[str, str]], stream: bool, **gen: Any):
+        probe(self.base_url)
+        params = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": gen.pop("temperature", self.settings.temperature),
+            "max_tokens": gen.pop("max_tokens", self.settings.max_tokens),
+            **gen,
+        }
+        return self._call(self.client.chat.completions.create, stream=stream, **params)
+
+    def chat(self, messages: list[dict[str, str]], **gen: Any) -> str:
+        """The whole answer at once."""
+        response = self._request(messages, stream=False, **gen)
+        return response.choices[0].message.content or ""
+
+    def stream(self, messages: list[dict[str, str]], **gen: Any) -> Iterator[str]:
+        """The answer as it is generated, piece by piece (server-sent events)."""
+        chunks = self._request(messages, stream=True, **gen)
+        try:
+            for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except self._openai.APIError as err:
+            raise PlraError(f"the stream from {self.base_url} broke off: {err}") from None
+
+
+def default_endpoint() -> str | None:
+    """PLRA_ENDPOINT, else a server `plra serve` started and recorded, else None."""
+    if os.environ.get("PLRA_ENDPOINT"):
+        return os.environ["PLRA_ENDPOINT"]
+    states = sorted(SERVE_STATE_DIR.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for state in states:
+        try:
+            return json.loads(state.read_text())["url"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def wait_ready(base_url: str, deadline_s: float, alive=lambda: True, interval_s: float = 1.0) -> float:
+    """Poll /v1/models until the server answers; return seconds waited. Raises PlraError at the deadline
+    or as soon as `alive()` says the server process has exited."""
+    import urllib.request
+
+    start = time.monotonic()
+    url = normalize_base_url(base_url) + "/models"
+    while time.monotonic() - start < deadline_s:
+        if not alive():
+            raise PlraError(f"the server for {base_url} exited before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(interval_s)
+    raise PlraError(f"the server for {base_url} was not ready after {deadline_s:.0f} s")
