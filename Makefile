@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV_PY := .venv/bin/python
 PLRA := .venv/bin/plra
-LINT_PATHS := plra tests $(wildcard tools app.py agent)
+LINT_PATHS := plra tests eval xtuner_configs $(wildcard tools app.py agent)
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 .PHONY: setup model test lint format kb-validate clean-envs help

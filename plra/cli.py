@@ -12,6 +12,7 @@ import typer
 from plra import __version__, envs
 from plra.data.build import data_app
 from plra.errors import PlraError
+from plra.evaluate import eval_command as bench_eval_command
 from plra.kb import kb_app
 from plra.model import model_app
 from plra.quantize import quantize_command
@@ -33,6 +34,7 @@ app.command("search")(search_command)
 app.command("train")(train_command)
 app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
+app.command("eval")(bench_eval_command)
 
 
 def gpu_status() -> dict[str, object]:

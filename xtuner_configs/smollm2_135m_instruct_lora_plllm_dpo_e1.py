@@ -8,13 +8,11 @@ from mmengine.optim import CosineAnnealingLR, LinearLR, OptimWrapper
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from xtuner.dataset.collate_fns.preference_collate_fn import preference_collate_fn
 from xtuner.dataset.preference_dataset import build_preference_dataset, load_jsonl_dataset
 from xtuner.engine.hooks import DatasetInfoHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model.dpo import DPO
-from xtuner.utils import PROMPT_TEMPLATE
 
 # CPU builds of torch lack torch.cpu.is_bf16_supported, which the training stack probes; answer "no".
 if not hasattr(__import__("torch").cpu, "is_bf16_supported"):

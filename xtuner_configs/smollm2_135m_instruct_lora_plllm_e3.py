@@ -3,14 +3,12 @@
 # Paths are relative to the repository root; plra sets PLRA_MODEL_DIR / PLRA_DATA_DIR when they differ.
 # mmengine parses configs with lazy imports, so the standard library is reached through __import__.
 import torch
-from datasets import load_dataset
 from mmengine.dataset import DefaultSampler
 from mmengine.hooks import CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
 from mmengine.optim import CosineAnnealingLR, LinearLR, OptimWrapper
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.map_fns import openai_map_fn, template_map_fn_factory
@@ -18,6 +16,8 @@ from xtuner.engine.hooks import DatasetInfoHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
 from xtuner.utils import PROMPT_TEMPLATE
+
+from datasets import load_dataset
 
 # CPU builds of torch lack torch.cpu.is_bf16_supported, which the training stack probes; answer "no".
 if not hasattr(__import__("torch").cpu, "is_bf16_supported"):

@@ -2,21 +2,20 @@
 # (one document per paper, per topic, per glossary term), fp32 on a CPU.
 # mmengine parses configs with lazy imports, so the standard library is reached through __import__.
 import torch
-from datasets import load_dataset
 from mmengine.dataset import DefaultSampler
 from mmengine.hooks import CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
 from mmengine.optim import CosineAnnealingLR, LinearLR, OptimWrapper
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.map_fns import pretrain_map_fn
 from xtuner.engine.hooks import DatasetInfoHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
-from xtuner.utils import PROMPT_TEMPLATE
+
+from datasets import load_dataset
 
 # CPU builds of torch lack torch.cpu.is_bf16_supported, which the training stack probes; answer "no".
 if not hasattr(__import__("torch").cpu, "is_bf16_supported"):

@@ -1,0 +1,87 @@
+import collections
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from plra import evaluate, kb, serve
+from plra.errors import PlraError
+from plra.settings import load_knowledge, load_profile
+from tests.conftest import run_plra
+
+BENCH = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm" / "benchmark"
+
+
+def test_benchmark_sizes_languages_and_sources():
+    papers = kb.load(load_knowledge()).papers
+    mcq = evaluate.load_benchmark(BENCH, "mcq")
+    qa = evaluate.load_benchmark(BENCH, "qa")
+    attribution = evaluate.load_benchmark(BENCH, "attribution")
+    assert len(mcq) >= 300 and sum(r["lang"] == "zh" for r in mcq) >= 100
+    assert len(qa) >= 120 and len(attribution) >= 100
+    letters = collections.Counter(r["answer"] for r in mcq)
+    assert max(letters.values()) - min(letters.values()) <= 0.1 * len(mcq)  # no favourite letter to guess
+    for row in mcq + qa:
+        assert set(row["source"]) <= set(papers)
+    assert all(r["answer"] in papers for r in attribution)
+    assert all(len(set(r[o] for o in "ABCD")) == 4 for r in mcq)  # four distinct options
+
+
+def test_malformed_benchmark_row_names_file_and_line(tmp_path):
+    good = {"question": "q", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "A"}
+    (tmp_path / "mcq.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({**good, "answer": "E"}) + "\n")
+    with pytest.raises(PlraError, match=r"mcq\.jsonl:2: field 'answer' must be one of A, B, C, D"):
+        evaluate.load_benchmark(tmp_path, "mcq")
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "q", "key_points": ["k"]}) + "\n{oops\n")
+    with pytest.raises(PlraError, match=r"qa\.jsonl:2: invalid JSON"):
+        evaluate.load_benchmark(tmp_path, "qa")
+
+
+def test_spread_takes_rows_across_the_file():
+    rows = [{"i": i} for i in range(10)]
+    assert [r["i"] for r in evaluate.spread(rows, 3)] == [0, 3, 6]
+    assert evaluate.spread(rows, None) == rows
+
+
+def _check_summary(summary: dict, models: set[str], variants: set[str]) -> None:
+    results = summary["results"]
+    assert {r["model"] for r in results} == models and {r["variant"] for r in results} == variants
+    assert all(0 <= r["value"] <= 100 for r in results)
+    for model in models:
+        for variant in variants:
+            mcq = summary["table"][model][variant]["mcq"]
+            assert mcq["perf_circular"] <= mcq["acc_origin"]  # CircularEval is never easier than one pass
+            assert "key_point_recall" in summary["table"][model][variant]["qa"]
+            assert "accuracy" in summary["table"][model][variant]["attribution"]
+
+
+@pytest.mark.slow
+def test_opencompass_on_the_tiny_base_model_with_and_without_retrieval():
+    result = run_plra("eval", "--models", "base", "--rag", "both", "--limit", "3", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    _check_summary(summary, {"base"}, {"norag", "rag"})
+    run_dir = Path(summary["dir"])
+    assert json.loads((run_dir / "summary.json").read_text())["results"] == summary["results"]
+    assert (run_dir / "summary.png").stat().st_size > 5000 and "| base | rag |" in (run_dir / "summary.md").read_text()
+    rag_prompt = json.loads((run_dir / "data" / "rag" / "qa.jsonl").read_text().splitlines()[0])["question"]
+    assert "arXiv:" in rag_prompt  # the retrieval variant carries knowledge-base passages
+    compared = json.loads(run_plra("eval", "--compare", str(run_dir), str(run_dir), "--json").stdout)
+    assert compared and all(row["delta"] == 0 for row in compared)
+
+
+@pytest.mark.slow
+def test_opencompass_through_the_cpu_server(tiny_model_dir):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = serve.start(load_profile("tiny"), tiny_model_dir, port, log=lambda _m: None)
+    try:
+        result = run_plra("eval", "--api", state["url"], "--rag", "off", "--limit", "2", "--json")
+    finally:
+        serve.stop(port)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["mode"] == "api"
+    _check_summary(summary, {"served"}, {"norag"})
