@@ -16,6 +16,7 @@ from plra.evaluate import eval_command as bench_eval_command
 from plra.kb import kb_app
 from plra.model import model_app
 from plra.quantize import quantize_command
+from plra.rag import ask_command
 from plra.retrieval import eval_command, search_command
 from plra.serve import serve_command
 from plra.train import train_command
@@ -35,6 +36,7 @@ app.command("train")(train_command)
 app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
 app.command("eval")(bench_eval_command)
+app.command("ask")(ask_command)
 
 
 def gpu_status() -> dict[str, object]:

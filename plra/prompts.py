@@ -149,3 +149,27 @@ REFUSAL_UNHELPFUL = {
     "en": "I'm sorry, but I can't help with that request.",
     "zh": "抱歉，我无法回答这个问题。",
 }
+
+# `plra ask`: retrieved passages, then the instructions, then the question.
+CONTEXT_HEADER = {
+    "en": "Knowledge-base passages (cite them by their [arXiv:ID]):",
+    "zh": "知识库资料（引用时使用其 [arXiv:编号]）：",
+}
+ANSWER_INSTRUCTIONS = {
+    "en": (
+        "Answer the question below in English using only these passages. After every claim about a paper, "
+        "cite it as [arXiv:ID]. Cite no paper that is not in the passages. If the passages do not answer the "
+        "question, say so."
+    ),
+    "zh": "请只依据以上资料用中文回答下面的问题。每个关于论文的论断后用 [arXiv:编号] 标注出处，"
+    "不要引用资料之外的论文；资料不足以回答时请直接说明。",
+}
+NO_LLM_HEADER = {
+    "en": "The most relevant papers in the knowledge base and what they found:",
+    "zh": "知识库中最相关的论文及其主要发现：",
+}
+SOURCES_HEADER = {"en": "Sources:", "zh": "参考文献："}
+REFUSAL = {
+    "en": "That question is outside what I cover, so I would rather not guess. {scope}",
+    "zh": "这个问题不在我的覆盖范围内，我不想随意猜测。{scope}",
+}

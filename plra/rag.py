@@ -1,0 +1,333 @@
+"""`plra ask`: retrieve from the knowledge base, prompt, generate, then check every citation.
+
+- Refusal: a question is outside the field when its best BM25 match is weak, few of its words occur in
+  the knowledge base, and it names no glossary term; both thresholds are fitted per language on the
+  shipped in-field / out-of-field question sets (`plra ask --calibrate`).
+- Citations: the model cites `[arXiv:ID]`; an id that is neither a knowledge-base paper nor an arXiv
+  result retrieved in this turn, or that comes with a title that is not the paper's, is removed from the
+  answer and reported in `citation_errors`. The answer then shows numbered citations [1], [2], ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from plra import kb as kb_module
+from plra.errors import PlraError
+from plra.io import read_jsonl, write_json_atomic
+from plra.prompts import ANSWER_INSTRUCTIONS, CONTEXT_HEADER, NO_LLM_HEADER, REFUSAL, SCOPE, SOURCES_HEADER, SYSTEM
+from plra.retrieval import SearchIndex, is_chinese, open_index, tokenize
+from plra.settings import KnowledgeSettings, load_knowledge
+from plra.types import arxiv_url
+
+CITED = re.compile(r"(?:\"([^\"]{8,200})\"\s*)?\[?arXiv:\s*(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?\]?")
+DEFAULT_THRESHOLD = (4.0, 0.75)  # used until `plra ask --calibrate` has written refusal.json
+
+
+@dataclass
+class Citation:
+    arxiv_id: str
+    title: str
+    year: int
+    url: str
+
+
+@dataclass
+class AskResult:
+    answer: str
+    citations: list[Citation] = field(default_factory=list)
+    refused: bool = False
+    citation_errors: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------ refusal
+
+
+def glossary_names(knowledge: kb_module.KnowledgeBase) -> list[str]:
+    names = {n.lower() for t in knowledge.glossary for n in (t.term, *t.aliases) if len(n) >= 3}
+    return sorted(names, key=len, reverse=True)
+
+
+Signal = tuple[float, float, bool]  # best BM25 score, share of words the knowledge base knows, names a term
+
+
+def field_signal(question: str, index: SearchIndex, names: list[str]) -> Signal:
+    tokens = tokenize(question)
+    scores = index._bm25_scores(tokens)
+    coverage = sum(t in index.vocab for t in tokens) / len(tokens) if tokens else 0.0
+    lowered = question.lower()
+    named = any(re.search(rf"(?<![a-z]){re.escape(n)}(?![a-z])", lowered) for n in names)
+    return (float(scores.max()) if len(scores) else 0.0), coverage, named
+
+
+def refusal_path(settings: KnowledgeSettings) -> Path:
+    return settings.field_dir / "benchmark" / "refusal.json"
+
+
+def thresholds(settings: KnowledgeSettings) -> dict[str, tuple[float, float]]:
+    """(score, coverage) thresholds per language, as `--calibrate` fitted them."""
+    try:
+        fitted = json.loads(refusal_path(settings).read_text())["threshold"]
+        return {lang: (float(v["score"]), float(v["coverage"])) for lang, v in fitted.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"en": DEFAULT_THRESHOLD, "zh": DEFAULT_THRESHOLD}
+
+
+def _scores(decisions: list[bool], out_of_field: list[bool]) -> dict[str, float]:
+    """Precision, recall and F1 of refusing, where refusing an out-of-field question is the positive."""
+    tp = sum(d and o for d, o in zip(decisions, out_of_field, strict=True))
+    fp = sum(d and not o for d, o in zip(decisions, out_of_field, strict=True))
+    fn = sum(o and not d for d, o in zip(decisions, out_of_field, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def _refuse(signal: Signal, t: tuple[float, float]) -> bool:
+    score, coverage, named = signal
+    return score < t[0] and coverage < t[1] and not named
+
+
+def _fit(signals: list[Signal], out_of_field: list[bool]) -> tuple[float, float]:
+    """The (score, coverage) pair with the best F1; ties go to the lowest thresholds (refuse less)."""
+    scores = sorted({s[0] for s in signals}) + [max((s[0] for s in signals), default=0) + 1]
+    coverages = sorted({s[1] for s in signals}) + [1.01]
+    pairs = [(a, b) for a in scores for b in coverages]
+    return max(pairs, key=lambda t: (_scores([_refuse(s, t) for s in signals], out_of_field)["f1"], -t[0], -t[1]))
+
+
+def calibrate(settings: KnowledgeSettings) -> dict[str, Any]:
+    """Fit one threshold per language on the shipped sets; report 2-fold cross-validated and in-sample
+    precision, recall and F1 of refusing (all languages pooled)."""
+    folder = settings.field_dir / "benchmark"
+    rows = [(r["question"], r["lang"], False) for r in read_jsonl(folder / "in_field.jsonl")]
+    rows += [(r["question"], r["lang"], True) for r in read_jsonl(folder / "out_of_field.jsonl")]
+    index = open_index(settings)
+    names = glossary_names(kb_module.load(settings))
+    signals = [field_signal(q, index, names) for q, _, _ in rows]
+    labels = [label for _, _, label in rows]
+    fitted: dict[str, tuple[float, float]] = {}
+    held_out: dict[int, bool] = {}
+    for lang in sorted({lang for _, lang, _ in rows}):
+        members = [i for i, row in enumerate(rows) if row[1] == lang]
+        folds = [members[0::2], members[1::2]]
+        for test, train in (folds, folds[::-1]):
+            t = _fit([signals[i] for i in train], [labels[i] for i in train])
+            held_out |= {i: _refuse(signals[i], t) for i in test}
+        fitted[lang] = _fit([signals[i] for i in members], [labels[i] for i in members])
+    in_sample = [_refuse(signals[i], fitted[rows[i][1]]) for i in range(len(rows))]
+    report = {
+        "threshold": {lang: {"score": t[0], "coverage": t[1]} for lang, t in fitted.items()},
+        "questions": {"in_field": labels.count(False), "out_of_field": labels.count(True)},
+        "cross_validated": _scores([held_out[i] for i in range(len(rows))], labels),
+        "in_sample": _scores(in_sample, labels),
+    }
+    write_json_atomic(refusal_path(settings), report)
+    return report
+
+
+# ------------------------------------------------------------------------------------------ citations
+
+
+def check_citations(answer: str, knowledge: kb_module.KnowledgeBase, extra: dict[str, tuple[str, int]]):
+    """Replace valid [arXiv:ID] citations with [n]; drop invalid ones. Returns (text, citations, errors)."""
+    known = {pid: (p.title, p.year) for pid, p in {**knowledge.incoming, **knowledge.papers}.items()} | extra
+    order: list[str] = []
+    errors: list[dict[str, str]] = []
+
+    def replace(match: re.Match) -> str:
+        title, pid = match.group(1), match.group(2)
+        if pid not in known:
+            errors.append({"cited": pid, "reason": "not a knowledge-base paper nor retrieved in this turn"})
+            return f'"{title}" ' if title else ""
+        if title and difflib.SequenceMatcher(None, title.lower(), known[pid][0].lower()).ratio() < 0.6:
+            errors.append({"cited": pid, "reason": f"title {title!r} is not the paper's ({known[pid][0]!r})"})
+            return ""
+        if pid not in order:
+            order.append(pid)
+        prefix = f'"{title}" ' if title else ""
+        return f"{prefix}[{order.index(pid) + 1}]"
+
+    text = CITED.sub(replace, answer)
+    text = re.sub(r"[ \t]+([,.;:。，；])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    citations = [Citation(pid, known[pid][0], known[pid][1], arxiv_url(pid)) for pid in order]
+    return text, citations, errors
+
+
+def with_sources(text: str, citations: list[Citation], lang: str) -> str:
+    if not citations:
+        return text
+    lines = [f"[{i}] {c.title} ({c.year}), arXiv:{c.arxiv_id}" for i, c in enumerate(citations, 1)]
+    return f"{text}\n\n{SOURCES_HEADER[lang]}\n" + "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ generation
+
+
+def build_messages(question: str, hits, knowledge: kb_module.KnowledgeBase, lang: str) -> list[dict[str, str]]:
+    passages = []
+    for hit in hits:
+        paper = knowledge.get(hit.arxiv_id)
+        summary = getattr(paper, "summary_zh" if lang == "zh" else "summary_en", "") or hit.snippet
+        passages.append(f"[arXiv:{hit.arxiv_id}] {hit.title} ({hit.year}): {summary}")
+    context = CONTEXT_HEADER[lang] + "\n" + "\n\n".join(passages)
+    return [
+        {"role": "system", "content": SYSTEM[lang]},
+        {"role": "user", "content": f"{context}\n\n{ANSWER_INSTRUCTIONS[lang]}\n\n{question}"},
+    ]
+
+
+def extractive_answer(hits, knowledge: kb_module.KnowledgeBase, lang: str) -> str:
+    """--no-llm: the top papers and what they found, cited; instant and never invented."""
+    lines = [NO_LLM_HEADER[lang]]
+    for hit in hits:
+        paper = knowledge.get(hit.arxiv_id)
+        if lang == "zh" and getattr(paper, "summary_zh", ""):
+            finding = re.split(r"(?<=[。！？])", paper.summary_zh)[0]
+        else:
+            finding = paper.key_findings[0] if getattr(paper, "key_findings", None) else hit.snippet
+        lines.append(f"- {hit.title} ({hit.year}) [arXiv:{hit.arxiv_id}]: {finding}")
+    return "\n".join(lines)
+
+
+class LocalModel:
+    """The embedded or tuned tiny model, in-process, for when no endpoint is configured."""
+
+    def __init__(self, model_dir: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int = 256, **_gen: Any) -> str:
+        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                    return_dict=True)  # fmt: skip
+        with self.torch.no_grad():
+            output = self.model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
+                                         repetition_penalty=1.1)  # fmt: skip
+        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    def stream(self, messages: list[dict[str, str]], **gen: Any) -> Iterator[str]:
+        yield self.chat(messages, **gen)
+
+
+def local_model_dir() -> Path:
+    from plra.envs import REPO_ROOT
+    from plra.model import resolve_model_dir
+    from plra.settings import load_profile
+
+    tuned = REPO_ROOT / "work_dirs" / "tiny" / "sft" / "latest" / "merged"
+    return tuned if (tuned / "config.json").exists() else resolve_model_dir(load_profile("tiny"))
+
+
+class Assistant:
+    """Everything `plra ask`, the agent and the app share: the knowledge base, the index, the refusal rule."""
+
+    def __init__(self, settings: KnowledgeSettings | None = None) -> None:
+        self.settings = settings or load_knowledge()
+        self.knowledge = kb_module.load(self.settings)
+        self.index = open_index(self.settings, self.knowledge)
+        self.names = glossary_names(self.knowledge)
+        self.thresholds = thresholds(self.settings)
+
+    def in_field(self, question: str) -> bool:
+        lang = "zh" if is_chinese(question) else "en"
+        return not _refuse(field_signal(question, self.index, self.names), self.thresholds[lang])
+
+    def ask(self, question: str, llm=None, k: int = 5, on_token: Callable[[str], None] | None = None,
+            extra_sources: dict[str, tuple[str, int]] | None = None) -> AskResult:  # fmt: skip
+        """Answer one question; llm=None gives the extractive answer (no model)."""
+        start = time.monotonic()
+        question = question.strip()
+        if not question:
+            raise PlraError("the question is empty")
+        lang = "zh" if is_chinese(question) else "en"
+        if not self.in_field(question):
+            return AskResult(REFUSAL[lang].format(scope=SCOPE[lang]), refused=True,
+                             timings={"total_ms": round(1000 * (time.monotonic() - start), 1)})  # fmt: skip
+        hits = self.index.search(question, k=k)
+        retrieved = time.monotonic()
+        if llm is None:
+            raw = extractive_answer(hits, self.knowledge, lang)
+        else:
+            messages = build_messages(question, hits, self.knowledge, lang)
+            pieces = []
+            for piece in llm.stream(messages):
+                pieces.append(piece)
+                if on_token:
+                    on_token(piece)
+            raw = "".join(pieces)
+        generated = time.monotonic()
+        text, citations, errors = check_citations(raw, self.knowledge, extra_sources or {})
+        timings = {
+            "retrieval_ms": round(1000 * (retrieved - start), 1),
+            "generation_ms": round(1000 * (generated - retrieved), 1),
+            "total_ms": round(1000 * (time.monotonic() - start), 1),
+        }
+        return AskResult(with_sources(text, citations, lang), citations, False, errors, timings)
+
+
+def ask_command(
+    question: str = typer.Argument(None, help="the question (English or Chinese)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object: answer, citations, refused, ..."),
+    stream: bool = typer.Option(False, "--stream", help="print the answer as it is generated"),
+    no_llm: bool = typer.Option(False, "--no-llm", help="instant extractive answer: top papers and findings"),
+    endpoint: str = typer.Option(
+        None,
+        "--endpoint",
+        help="OpenAI-compatible URL (default: PLRA_ENDPOINT or "
+        "the server `plra serve` started; else the tiny model in-process)",
+    ),
+    k: int = typer.Option(5, "--k", "-k", help="knowledge-base passages in the prompt"),
+    calibrate_flag: bool = typer.Option(False, "--calibrate", help="fit the refusal threshold and report P/R/F1"),
+) -> None:
+    """Answer a question about personalized LLMs with checked, numbered citations."""
+    if calibrate_flag:
+        report = calibrate(load_knowledge())
+        if as_json:
+            typer.echo(json.dumps(report))
+            return
+        cv, ins = report["cross_validated"], report["in_sample"]
+        shown = ", ".join(f"{lang} score {t['score']:.2f} / coverage {t['coverage']:.2f}"
+                          for lang, t in report["threshold"].items())  # fmt: skip
+        typer.echo(f"refusal thresholds {shown} on {report['questions']}")
+        typer.echo(f"2-fold cross-validated: precision {cv['precision']}, recall {cv['recall']}, F1 {cv['f1']}")
+        typer.echo(f"in-sample:              precision {ins['precision']}, recall {ins['recall']}, F1 {ins['f1']}")
+        return
+    if not question:
+        raise PlraError('give a question, e.g. plra ask "What is pluralistic alignment?"')
+    from plra.llm import LLMClient, default_endpoint
+
+    assistant = Assistant()
+    if no_llm:
+        llm = None
+    else:
+        url = endpoint or default_endpoint()
+        llm = LLMClient.from_url(url) if url else LocalModel(local_model_dir())
+    on_token = (lambda piece: typer.echo(piece, nl=False)) if stream and not as_json else None
+    result = assistant.ask(question, llm=llm, k=k, on_token=on_token)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    if on_token:
+        typer.echo("\n")
+    typer.echo(result.answer)
+    for error in result.citation_errors:
+        typer.echo(f"(removed citation arXiv:{error['cited']}: {error['reason']})", err=True)
+    typer.echo(f"({result.timings['total_ms']:.0f} ms)", err=True)
