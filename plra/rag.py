@@ -104,8 +104,8 @@ def _refuse(signal: Signal, t: tuple[float, float]) -> bool:
 
 def _fit(signals: list[Signal], out_of_field: list[bool]) -> tuple[float, float]:
     """The (score, coverage) pair with the best F1; ties go to the lowest thresholds (refuse less)."""
-    scores = sorted({s[0] for s in signals}) + [max((s[0] for s in signals), default=0) + 1]
-    coverages = sorted({s[1] for s in signals}) + [1.01]
+    scores = [*sorted({s[0] for s in signals}), max((s[0] for s in signals), default=0) + 1]
+    coverages = [*sorted({s[1] for s in signals}), 1.01]
     pairs = [(a, b) for a in scores for b in coverages]
     return max(pairs, key=lambda t: (_scores([_refuse(s, t) for s in signals], out_of_field)["f1"], -t[0], -t[1]))
 
