@@ -10,11 +10,13 @@ import sys
 import typer
 
 from plra import __version__, envs
+from plra.agent import agent_command
 from plra.data.build import data_app
 from plra.errors import PlraError
 from plra.evaluate import eval_command as bench_eval_command
 from plra.kb import kb_app
 from plra.model import model_app
+from plra.pipeline import pipeline_command
 from plra.quantize import quantize_command
 from plra.rag import ask_command
 from plra.retrieval import eval_command, search_command
@@ -37,6 +39,8 @@ app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
 app.command("eval")(bench_eval_command)
 app.command("ask")(ask_command)
+app.command("pipeline")(pipeline_command)
+app.command("agent")(agent_command)
 
 
 def gpu_status() -> dict[str, object]:

@@ -48,9 +48,12 @@ class AskResult:
     refused: bool = False
     citation_errors: list[dict[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    passages: list[Citation] = field(default_factory=list)  # what retrieval put in the prompt (for UIs)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["passages"]
+        return data
 
 
 # ------------------------------------------------------------------------------------------ refusal
@@ -280,7 +283,8 @@ class Assistant:
             "generation_ms": round(1000 * (generated - retrieved), 1),
             "total_ms": round(1000 * (time.monotonic() - start), 1),
         }
-        return AskResult(with_sources(text, citations, lang), citations, False, errors, timings)
+        passages = [Citation(h.arxiv_id, h.title, h.year, arxiv_url(h.arxiv_id)) for h in hits]
+        return AskResult(with_sources(text, citations, lang), citations, False, errors, timings, passages)
 
 
 def ask_command(

@@ -1,0 +1,194 @@
+"""The Gradio app: chat (Ask or Agent) with cited answers, a Papers tab, a Learn tab and Settings.
+
+`app.py` at the repository root starts it (the OpenXLab convention); the port comes from the environment
+(`GRADIO_SERVER_PORT`, then `PORT`, else 7860). With no endpoint configured, answers come from the tiny
+model in-process; Settings can point the app at any OpenAI-compatible server (`plra serve`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from plra.errors import PlraError
+from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir
+
+MAX_INPUT_CHARS = 2000
+MAX_HISTORY_TURNS = 6
+EXAMPLES = [
+    "What is pluralistic alignment, and which papers should I read first?",
+    "How do LaMP and LongLaMP differ?",
+    "个性化大模型有哪些常用的评测基准？",
+    "检索增强和参数高效微调在个性化上各有什么优缺点？",
+]
+
+
+@functools.cache
+def assistant() -> Assistant:
+    return Assistant()
+
+
+@functools.cache
+def local_model() -> LocalModel:
+    return LocalModel(local_model_dir())
+
+
+def client_for(endpoint: str, model: str, temperature: float, max_tokens: int):
+    if not endpoint.strip():
+        return local_model()
+    from plra.llm import LLMClient
+
+    return LLMClient.from_url(
+        endpoint.strip(), model=model.strip() or None, temperature=temperature, max_tokens=max_tokens
+    )
+
+
+def sources_markdown(result: AskResult) -> str:
+    if result.refused:
+        return "_No sources: the question is outside the field._"
+    cited = [f"{i}. [{c.title}]({c.url}) ({c.year}), arXiv:{c.arxiv_id}" for i, c in enumerate(result.citations, 1)]
+    read = [f"- [{c.title}]({c.url}) ({c.year})" for c in result.passages if c not in result.citations]
+    errors = [f"- removed arXiv:{e['cited']}: {e['reason']}" for e in result.citation_errors]
+    parts = ["**Sources cited**", *(cited or ["_none_"])]
+    if read:
+        parts += ["", "**Also retrieved from the knowledge base**", *read]
+    if errors:
+        parts += ["", "**Citations removed**", *errors]
+    return "\n".join(parts)
+
+
+def respond(
+    message: str, history: list[dict[str, str]], mode: str, endpoint: str, model: str, temperature: float
+) -> Iterator[tuple[list[dict[str, str]], str, str]]:
+    """Answer into the chat; yields (history, cleared input box, sources panel)."""
+    message = (message or "").strip()[:MAX_INPUT_CHARS]
+    history = list(history or [])[-2 * MAX_HISTORY_TURNS :]
+    if not message:
+        yield history, "", ""
+        return
+    history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    max_tokens = int(os.environ.get("PLRA_APP_MAX_TOKENS", "320"))
+    try:
+        if mode == "Agent":
+            if not endpoint.strip():
+                raise PlraError("the agent needs a served model: set the endpoint in Settings (`plra serve`)")
+            from plra import agent
+
+            reply = agent.run(message, endpoint.strip())
+            result = AskResult(
+                reply["answer"], [Citation(**c) for c in reply["citations"]], reply["refused"], reply["citation_errors"]
+            )
+        else:
+            llm = client_for(endpoint, model, temperature, max_tokens)
+            result = assistant().ask(message, llm=llm, k=4)
+        history[-1]["content"] = result.answer
+        yield history, "", sources_markdown(result)
+    except PlraError as err:
+        history[-1]["content"] = f"⚠️ {err}"
+        yield history, "", ""
+
+
+def search_papers(query: str, topic: str, year_from: float) -> list[list[Any]]:
+    if not (query or "").strip():
+        papers = [p for p in assistant().knowledge.papers.values() if topic in ("", "all") or topic in p.topics]
+        papers = [p for p in papers if p.year >= year_from]
+        return [[p.arxiv_id, p.title, p.year, ", ".join(p.topics)] for p in sorted(papers, key=lambda p: -p.year)]
+    hits = assistant().index.search(
+        query, k=20, year_from=int(year_from), topic=None if topic in ("", "all") else topic
+    )
+    return [[h.arxiv_id, h.title, h.year, h.snippet] for h in hits]
+
+
+def paper_markdown(arxiv_id: str) -> str:
+    paper = assistant().knowledge.get((arxiv_id or "").strip())
+    if paper is None:
+        return "_Pick a paper id from the table._"
+    if not paper.curated:
+        return f"### {paper.title} ({paper.year})\n_Uncurated, fetched from arXiv._\n\n{paper.source_abstract}"
+    findings = "\n".join(f"- {f}" for f in paper.key_findings)
+    return (
+        f"### [{paper.title}]({paper.url}) ({paper.year})\n{', '.join(paper.authors)}"
+        f"{' — ' + paper.venue if paper.venue else ''}\n\n{paper.summary_en}\n\n{paper.summary_zh}\n\n"
+        f"**Key findings**\n{findings}"
+    )
+
+
+def glossary_markdown(query: str) -> str:
+    wanted = (query or "").lower().strip()
+    terms = [
+        t
+        for t in assistant().knowledge.glossary
+        if not wanted or wanted in t.term.lower() or any(wanted in a.lower() for a in t.aliases)
+    ]
+    return (
+        "\n\n".join(
+            f"**{t.term}**{' (' + ', '.join(t.aliases) + ')' if t.aliases else ''}: {t.en}\n\n{t.zh}"
+            for t in terms[:30]
+        )
+        or "_No such term._"
+    )
+
+
+def path_markdown(path_id: str) -> str:
+    knowledge = assistant().knowledge
+    for path in knowledge.paths:
+        if path.id == path_id:
+            steps = [
+                f"{i}. [{knowledge.papers[s.arxiv_id].title}]({knowledge.papers[s.arxiv_id].url}): {s.why_en} "
+                f"／ {s.why_zh}"
+                for i, s in enumerate(path.steps, 1)
+            ]
+            return f"### {path.title_en} / {path.title_zh}\n_{path.audience_en}_\n\n" + "\n".join(steps)
+    return ""
+
+
+def build_ui():
+    import gradio as gr
+
+    from plra.llm import default_endpoint
+
+    knowledge = assistant().knowledge
+    with gr.Blocks(title="PLRA — Personalized-LLM Research Assistant") as demo:
+        gr.Markdown(
+            "# PLRA — Personalized-LLM Research Assistant\nAsk about personalized LLMs in English or 中文; "
+            "answers cite the papers they rest on."
+        )
+        with gr.Tab("Chat"):
+            mode = gr.Radio(["Ask", "Agent"], value="Ask", label="Mode", elem_id="mode")
+            chatbot = gr.Chatbot(label="PLRA", height=420, elem_id="chatbot")
+            box = gr.Textbox(placeholder="Ask a question…", show_label=False, submit_btn="Send", elem_id="question")
+            sources = gr.Markdown(elem_id="sources")
+            gr.Examples(EXAMPLES, inputs=box)
+        with gr.Tab("Papers"):
+            with gr.Row():
+                query = gr.Textbox(label="Search", elem_id="paper-query")
+                topic = gr.Dropdown(["all", *knowledge.topics], value="all", label="Topic")
+                year = gr.Slider(2018, 2026, value=2018, step=1, label="From year")
+            table = gr.Dataframe(headers=["arXiv id", "title", "year", "about"], interactive=False, elem_id="papers")
+            pick = gr.Textbox(label="Paper id for details")
+            detail = gr.Markdown()
+            query.submit(search_papers, [query, topic, year], table)
+            topic.change(search_papers, [query, topic, year], table)
+            pick.submit(paper_markdown, pick, detail)
+        with gr.Tab("Learn"):
+            term = gr.Textbox(label="Glossary term")
+            terms = gr.Markdown()
+            term.submit(glossary_markdown, term, terms)
+            paths = gr.Dropdown([p.id for p in knowledge.paths], label="Reading path")
+            path_view = gr.Markdown()
+            paths.change(path_markdown, paths, path_view)
+        with gr.Tab("Settings"):
+            endpoint = gr.Textbox(value=default_endpoint() or "", label="Endpoint (empty: the tiny model in-process)")
+            model = gr.Textbox(value="", label="Model name (empty: what the server serves)")
+            temperature = gr.Slider(0.0, 1.0, value=0.2, step=0.05, label="Temperature")
+        box.submit(respond, [box, chatbot, mode, endpoint, model, temperature], [chatbot, box, sources])
+    # Requests queue; two run at once so one long answer does not block everyone.
+    demo.queue(default_concurrency_limit=2, max_size=32)
+    return demo
+
+
+def main() -> None:
+    port = int(os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or 7860)
+    build_ui().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port)

@@ -1,0 +1,88 @@
+import json
+import socket
+
+import pytest
+
+from plra import agent, serve
+from plra.rag import Assistant
+from plra.settings import load_knowledge, load_profile
+from tests.arxiv_fixture import ArxivServer, AtomEntry
+
+
+@pytest.fixture(scope="module")
+def assistant():
+    return Assistant()
+
+
+def test_lagent_roles_become_turns_a_server_accepts():
+    messages = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "call"},
+        {"role": "environment", "name": "plugin", "content": {"papers": []}},
+        {"role": "user", "content": "go on"},
+    ]
+    plain = agent.to_openai(messages, keep_roles=False)
+    assert [m["role"] for m in plain] == ["system", "user", "assistant", "user"]
+    assert plain[3]["content"].startswith("[plugin result]\n{") and plain[3]["content"].endswith("go on")
+    internlm = agent.to_openai(messages, keep_roles=True)
+    assert internlm[3] == {"role": "environment", "content": '{"papers": []}', "name": "plugin"}
+
+
+def test_tools_through_lagents_executor(assistant):
+    import lagent.actions as actions
+
+    retrieved = {}
+    executor = actions.ActionExecutor(actions=agent.build_tools(assistant, retrieved))
+    assert {"ArxivSearch", "KnowledgeBaseSearch", "PaperDetails", "Glossary"} <= set(executor.actions)
+    found = executor("KnowledgeBaseSearch.search", json.dumps({"query": "long-term memory in dialogue", "k": 3}))
+    papers = found.result[0]["content"]
+    assert found.errmsg is None and "arxiv_id" in papers
+    detail = executor("PaperDetails.get", json.dumps({"arxiv_id": "2304.11406"}))
+    assert "LaMP" in detail.result[0]["content"]
+    missing = executor("PaperDetails.get", json.dumps({"arxiv_id": "0000.00000"}))
+    assert "not in the knowledge base" in missing.errmsg  # an observation for the model, not a crash
+    term = executor("Glossary.define", json.dumps({"term": "DPO"}))
+    assert "Direct Preference Optimization" in term.result[0]["content"]
+
+
+def test_arxiv_tool_against_a_loopback_feed(assistant, monkeypatch):
+    entry = AtomEntry(
+        "2503.07018",
+        2,
+        "Toward Multi-Session Personalized Conversation",
+        ["Xintong Li"],
+        "2025-03-10",
+        "2025-03-20",
+        "Fixture text: implicit reasoning across sessions, 中文也可以。",
+    )
+    retrieved = {}
+    with ArxivServer([entry]) as server:
+        monkeypatch.setenv("ARXIV_API_URL", server.url)
+        monkeypatch.setenv("PLRA_ARXIV_DELAY_S", "0")
+        tools = agent.build_tools(Assistant(load_knowledge()), retrieved)
+        result = tools[0].search("all:personalized", 2)
+    assert result["papers"][0]["arxiv_id"] == "2503.07018" and "中文也可以" in result["papers"][0]["abstract"]
+    assert retrieved == {"2503.07018": ("Toward Multi-Session Personalized Conversation", 2025)}
+    with ArxivServer([entry], mode="error") as server:
+        monkeypatch.setenv("ARXIV_API_URL", server.url)
+        monkeypatch.setenv("PLRA_ARXIV_RETRIES", "0")
+        tools = agent.build_tools(Assistant(load_knowledge()), {})
+        failed = tools[0].search("all:personalized", 2)
+    assert "cannot reach the arXiv API" in failed.errmsg
+
+
+@pytest.mark.slow
+def test_agent_answers_through_the_cpu_server_within_its_turns(tiny_model_dir):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = serve.start(load_profile("tiny"), tiny_model_dir, port, log=lambda _m: None)
+    try:
+        result = agent.run("Which papers study memory for long-term personalized dialogue?", state["url"], max_turns=1)
+        refused = agent.run("How do I bake sourdough bread?", state["url"], max_turns=1)
+    finally:
+        serve.stop(port)
+    assert result["answer"].strip() and not result["refused"] and len(result["steps"]) <= 1
+    assert result["fallback"] in (None, "rag")
+    assert refused["refused"] and refused["steps"] == []
