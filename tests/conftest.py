@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,13 @@ from plra.envs import REPO_ROOT
 from plra.model import embedded_dir
 
 PLRA = [sys.executable, "-m", "plra"]
+FIELD_DIR = REPO_ROOT / "datasets" / "personalized-llm"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_plra(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600):
@@ -29,6 +38,15 @@ def tiny_model_dir() -> Path:
     if not (folder / "config.json").exists():
         pytest.fail(f"{folder} is missing: run `make model` (make test does it) before the tests")
     return folder
+
+
+@pytest.fixture
+def kb_copy(tmp_path, monkeypatch, isolated_config) -> Path:
+    """A writable copy of the shipped knowledge base, selected through PLRA_DATASETS_DIR."""
+    target = tmp_path / "datasets" / "personalized-llm"
+    shutil.copytree(FIELD_DIR, target, ignore=shutil.ignore_patterns(".index", "incoming"))
+    monkeypatch.setenv("PLRA_DATASETS_DIR", str(target.parent))
+    return target
 
 
 @pytest.fixture

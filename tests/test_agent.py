@@ -1,5 +1,4 @@
 import json
-import socket
 
 import pytest
 
@@ -7,6 +6,7 @@ from plra import agent, serve
 from plra.rag import Assistant
 from plra.settings import load_knowledge, load_profile
 from tests.arxiv_fixture import ArxivServer, AtomEntry
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,7 @@ def test_arxiv_tool_against_a_loopback_feed(assistant, monkeypatch):
 
 @pytest.mark.slow
 def test_agent_answers_through_the_cpu_server_within_its_turns(tiny_model_dir):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     state = serve.start(load_profile("tiny"), tiny_model_dir, port, log=lambda _m: None)
     try:
         result = agent.run("Which papers study memory for long-term personalized dialogue?", state["url"], max_turns=1)

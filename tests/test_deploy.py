@@ -1,5 +1,4 @@
 import json
-import socket
 import subprocess
 import time
 
@@ -9,13 +8,7 @@ from plra import serve
 from plra.errors import PlraError
 from plra.llm import LLMClient
 from plra.settings import load_profile
-from tests.conftest import run_plra
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port, run_plra
 
 
 def dry(*args: str) -> list[dict]:
@@ -67,7 +60,7 @@ def test_tp_replicas_and_adapter_options():
 
 
 def test_cpu_profile_serves_with_transformers_and_refuses_gpu_options(tiny_model_dir):
-    [proc] = dry("--port", "24100")
+    [proc] = dry("--port", "24100", "--model", str(tiny_model_dir))
     assert proc["argv"][:3] == ["transformers", "serve", str(tiny_model_dir)]
     assert proc["argv"][3:] == ["--device", "cpu", "--dtype", "float32", "--host", "127.0.0.1", "--port", "24100"]
     result = run_plra("serve", "--dry-run", "--replicas", "2")
@@ -84,7 +77,17 @@ def test_server_down_error_is_fast_and_clear():
 
 @pytest.mark.slow
 def test_awq_of_the_tiny_model_keeps_its_logits(tiny_model_dir):
-    result = run_plra("quantize", "--calib-samples", "16", "--calib-seqlen", "128", "--check", "--json")
+    result = run_plra(
+        "quantize",
+        "--model",
+        str(tiny_model_dir),
+        "--calib-samples",
+        "16",
+        "--calib-seqlen",
+        "128",
+        "--check",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["logits_cosine"] >= 0.95
@@ -97,8 +100,8 @@ def test_awq_of_the_tiny_model_keeps_its_logits(tiny_model_dir):
     assert manifest["check"]["logits_cosine"] == report["logits_cosine"] and manifest["calib_samples"] == 16
 
 
-def test_group_size_that_does_not_divide_is_refused():
-    result = run_plra("quantize", "--group-size", "128")
+def test_group_size_that_does_not_divide_is_refused(tiny_model_dir):
+    result = run_plra("quantize", "--group-size", "128", "--model", str(tiny_model_dir))
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "error: smollm2-135m-instruct: hidden_size 576, num_attention_heads * head_dim 576 does not divide by "

@@ -1,6 +1,5 @@
 import collections
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,7 @@ import pytest
 from plra import evaluate, kb, serve
 from plra.errors import PlraError
 from plra.settings import load_knowledge, load_profile
-from tests.conftest import run_plra
+from tests.conftest import free_port, run_plra
 
 BENCH = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm" / "benchmark"
 
@@ -73,9 +72,7 @@ def test_opencompass_on_the_tiny_base_model_with_and_without_retrieval():
 
 @pytest.mark.slow
 def test_opencompass_through_the_cpu_server(tiny_model_dir):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     state = serve.start(load_profile("tiny"), tiny_model_dir, port, log=lambda _m: None)
     try:
         result = run_plra("eval", "--api", state["url"], "--rag", "off", "--limit", "2", "--json")

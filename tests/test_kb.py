@@ -19,15 +19,6 @@ def knowledge():
     return kb.load(load_knowledge({"datasets_dir": FIELD_DIR.parent}))
 
 
-@pytest.fixture
-def kb_copy(tmp_path, monkeypatch, isolated_config):
-    """A writable copy of the shipped knowledge base, selected through PLRA_DATASETS_DIR."""
-    target = tmp_path / "datasets" / "personalized-llm"
-    shutil.copytree(FIELD_DIR, target, ignore=shutil.ignore_patterns(".index", "incoming"))
-    monkeypatch.setenv("PLRA_DATASETS_DIR", str(target.parent))
-    return target
-
-
 def test_shipped_knowledge_base_is_valid_and_large_enough(knowledge):
     assert knowledge.issues == []
     assert len(knowledge.papers) >= 150

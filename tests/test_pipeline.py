@@ -1,11 +1,10 @@
 import json
-import socket
 
 import pytest
 
 from plra.envs import REPO_ROOT
 from plra.pipeline import STAGES
-from tests.conftest import run_plra
+from tests.conftest import free_port, run_plra
 
 SMALL = {"PLRA_CALIB_SAMPLES": "16", "PLRA_CALIB_SEQLEN": "128"}
 
@@ -36,9 +35,7 @@ def test_unknown_stage_to_force_is_refused():
 
 @pytest.mark.slow
 def test_tiny_pipeline_end_to_end_then_resumes():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**SMALL, "PLRA_SERVE_PORT": str(port)}
     result = run_plra("pipeline", "--limit", "2", "--max-iters", "6", "--force", "all", env=env, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

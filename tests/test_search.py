@@ -1,5 +1,4 @@
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -12,14 +11,6 @@ from tests.arxiv_fixture import ArxivServer, AtomEntry
 from tests.conftest import run_plra
 
 FIELD_DIR = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm"
-
-
-@pytest.fixture
-def kb_copy(tmp_path, monkeypatch, isolated_config):
-    target = tmp_path / "datasets" / "personalized-llm"
-    shutil.copytree(FIELD_DIR, target, ignore=shutil.ignore_patterns(".index", "incoming"))
-    monkeypatch.setenv("PLRA_DATASETS_DIR", str(target.parent))
-    return target
 
 
 @pytest.fixture(scope="module")
