@@ -7,6 +7,7 @@ from plra.rag import Assistant
 from plra.settings import load_knowledge, load_profile
 from tests.arxiv_fixture import ArxivServer, AtomEntry
 from tests.conftest import free_port
+from tests.openai_fixture import ScriptedOpenAI
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,69 @@ def test_agent_answers_through_the_cpu_server_within_its_turns(tiny_model_dir):
     assert result["answer"].strip() and not result["refused"] and len(result["steps"]) <= 1
     assert result["fallback"] in (None, "rag")
     assert refused["refused"] and refused["steps"] == []
+
+
+def plugin_call(name: str, parameters: str) -> str:
+    """An InternLM2 plugin call, as the model writes it."""
+    call = f'{{"name": "{name}", "parameters": {parameters}}}'
+    return f"Let me look that up.<|action_start|><|plugin|>\n{call}<|action_end|>\n"
+
+
+FEED = [
+    AtomEntry(
+        "2503.07018",
+        1,
+        "Toward Multi-Session Personalized Conversation",
+        ["Xintong Li"],
+        "2025-03-10",
+        "2025-03-10",
+        "Fixture text about implicit reasoning across sessions.",
+    )
+]
+
+
+def test_internlm2_agent_calls_plugins_and_keeps_only_real_citations(monkeypatch):
+    replies = [
+        plugin_call("KnowledgeBaseSearch.search", '{"query": "long-term conversational memory", "k": 3}'),
+        plugin_call("ArxivSearch.search", '{"query": "all:memory", "max_results": 2}'),
+        "LoCoMo [arXiv:2402.17753] tests very long conversations; newer work [arXiv:2503.07018] adds implicit "
+        "reasoning; [arXiv:2401.99999] does not exist.",
+    ]
+    with ArxivServer(FEED) as arxiv_server, ScriptedOpenAI(replies) as llm:
+        monkeypatch.setenv("ARXIV_API_URL", arxiv_server.url)
+        monkeypatch.setenv("PLRA_ARXIV_DELAY_S", "0")
+        result = agent.run("Which papers test long-term memory in conversations?", llm.url, max_turns=4)
+    assert [s["tool"] for s in result["steps"]] == ["KnowledgeBaseSearch", "ArxivSearch"]
+    assert result["fallback"] is None
+    assert [c["arxiv_id"] for c in result["citations"]] == ["2402.17753", "2503.07018"]  # arXiv result accepted
+    assert [e["cited"] for e in result["citation_errors"]] == ["2401.99999"]
+    assert "2401.99999" not in result["answer"]
+    observation = llm.requests[1]["messages"][-1]
+    assert observation["role"] == "environment" and "arxiv_id" in observation["content"]  # tool output went back
+
+
+def test_malformed_tool_json_and_arxiv_errors_become_observations(monkeypatch):
+    replies = [
+        plugin_call("KnowledgeBaseSearch.search", '{"query": oops'),  # not JSON: the agent moves on
+        plugin_call("ArxivSearch.search", '{"query": "all:memory"}'),
+        "The knowledge base covers it: LoCoMo [arXiv:2402.17753].",
+    ]
+    with ArxivServer(FEED, mode="error") as arxiv_server, ScriptedOpenAI(replies) as llm:
+        monkeypatch.setenv("ARXIV_API_URL", arxiv_server.url)
+        monkeypatch.setenv("PLRA_ARXIV_DELAY_S", "0")
+        monkeypatch.setenv("PLRA_ARXIV_RETRIES", "0")
+        result = agent.run("Which papers test long-term memory in conversations?", llm.url, max_turns=4)
+    [arxiv_step] = result["steps"]
+    assert arxiv_step["tool"] == "ArxivSearch" and "cannot reach the arXiv API" in arxiv_step["error"]
+    assert [c["arxiv_id"] for c in result["citations"]] == ["2402.17753"]
+
+
+def test_agent_with_no_server_fails_fast_with_one_line():
+    import time
+
+    from plra.errors import PlraError
+
+    start = time.monotonic()
+    with pytest.raises(PlraError, match="nothing answers at"):
+        agent.run("Which papers test long-term memory in conversations?", f"http://127.0.0.1:{free_port()}/v1")
+    assert time.monotonic() - start < 5
