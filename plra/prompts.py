@@ -173,3 +173,17 @@ REFUSAL = {
     "en": "That question is outside what I cover, so I would rather not guess. {scope}",
     "zh": "这个问题不在我的覆盖范围内，我不想随意猜测。{scope}",
 }
+
+# `plra data synth`: one question and a cited answer about one knowledge-base entry, as JSON.
+SYNTH_PROMPT = {
+    "en": (
+        "Write one question a researcher might ask about the paper below, and an expert answer of 80-200 words "
+        "that uses only these facts and cites the paper as [arXiv:{arxiv_id}]. Reply with JSON only: "
+        '{{"question": "...", "answer": "..."}}\n\nPaper: {title}\nSummary: {summary}\nKey findings: {findings}'
+    ),
+    "zh": (
+        "请针对下面这篇论文写一个研究者可能提出的问题，以及一段 150-400 字的专业中文回答；回答只能使用给出的事实，"
+        "并用 [arXiv:{arxiv_id}] 标注出处。只输出 JSON："
+        '{{"question": "...", "answer": "..."}}\n\n论文：{title}\n摘要：{summary}\n主要发现：{findings}'
+    ),
+}

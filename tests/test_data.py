@@ -155,3 +155,28 @@ def test_malformed_handwritten_row_names_file_line_and_field(tmp_path):
     bad.write_text(json.dumps(good) + "\n{not json\n")
     with pytest.raises(PlraError, match=r"zz_bad.jsonl:2: invalid JSON"):
         data_build.build(settings, tmp_path / "out", log=lambda _m: None)
+
+
+def test_synth_keeps_valid_replies_and_rejects_the_rest(monkeypatch, tmp_path):
+    from plra.data import synth
+    from tests.openai_fixture import ScriptedOpenAI
+
+    settings = load_knowledge({"datasets_dir": FIELD_DIR.parent})
+    papers = sorted(kb.load(settings).papers.values(), key=lambda p: p.arxiv_id)
+    import random
+
+    chosen = random.Random(0).sample(papers, 3)
+    replies = [
+        json.dumps(
+            {"question": "What does it study?", "answer": f"It studies personalization [arXiv:{chosen[0].arxiv_id}]."}
+        ),
+        "Sure! Here is a question about the paper.",  # not JSON
+        json.dumps({"question": "一个问题？", "answer": "没有引用的回答。"}),  # cites nothing
+    ]
+    monkeypatch.setattr(synth, "REPO_ROOT", tmp_path)
+    with ScriptedOpenAI(replies, model="writer") as server:
+        out, rows, rejected = synth.synthesize(server.url, n=3, log=lambda _m: None)
+    assert [r["id"] for r in rows] == [f"synth-{chosen[0].arxiv_id}-en"]
+    assert len(rejected) == 2 and "not JSON" in rejected[0] and "does not cite" in rejected[1]
+    assert out.is_file() and out.is_relative_to(tmp_path / "build" / "synth")
+    assert json.loads(out.read_text())["messages"][1]["content"].endswith(f"[arXiv:{chosen[0].arxiv_id}].")

@@ -16,6 +16,7 @@ import typer
 from plra import kb as kb_module
 from plra.data import dpo, pretrain, sft
 from plra.data.leakage import find_leaks
+from plra.data.synth import synth_command
 from plra.envs import REPO_ROOT
 from plra.errors import PlraError
 from plra.io import read_jsonl, write_json_atomic
@@ -112,7 +113,7 @@ def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, int]]:
     return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
 
 
-data_app = typer.Typer(help="Training data: build pretrain / SFT / DPO files from the knowledge base.")
+data_app = typer.Typer(help="Training data: build pretrain / SFT / DPO files; synthesize more QA with a model.")
 
 
 @data_app.command("build")
@@ -135,3 +136,5 @@ def build_command(
     )
     for task, langs in manifest["sft_by_task_lang"].items():
         typer.echo(f"  sft {task:14s} " + "  ".join(f"{lang} {n}" for lang, n in langs.items()))
+
+data_app.command("synth")(synth_command)
