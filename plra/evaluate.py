@@ -91,7 +91,9 @@ def prepare(out: Path, limit: int | None, variants: list[str]) -> dict[str, int]
                 if name == "mcq":
                     prepared.append({"question": question, **{o: row[o] for o in "ABCD"}, "answer": row["answer"]})
                 elif name == "qa":
-                    prepared.append({"question": question, "key_points": row["key_points"]})
+                    prepared.append(
+                        {"question": question, "key_points": row["key_points"], "ref_answer": row.get("reference", "")}
+                    )
                 else:
                     reference = json.dumps({"id": row["answer"], "aliases": row.get("aliases", [])}, ensure_ascii=False)
                     prepared.append({"question": question, "reference": reference})
@@ -184,7 +186,7 @@ def model_specs(profile: ProfileSettings, names: list[str]) -> list[dict[str, st
 
 
 def run(profile: ProfileSettings, models: list[str], variants: list[str], limit: int | None, api: str | None,
-        log=print) -> dict[str, Any]:  # fmt: skip
+        judge: str | None = None, log=print) -> dict[str, Any]:  # fmt: skip
     created = time.strftime("%Y%m%d_%H%M%S")
     run_dir = REPORTS / created
     counts = prepare(run_dir / "data", limit, variants)
@@ -206,10 +208,22 @@ def run(profile: ProfileSettings, models: list[str], variants: list[str], limit:
         env |= {"PLRA_EVAL_API_URL": client.base_url, "PLRA_EVAL_API_MODEL": client.model,
                 "PLRA_EVAL_TOKENIZER": str(resolve_model_dir(profile)), "PLRA_EVAL_API_ABBR": "served"}  # fmt: skip
         mode = "api"
+        judge = judge or client.base_url
+        if judge == client.base_url:
+            log("[eval] warning: the served model judges its own answers; self-judging is weak (--judge URL)")
     else:
         config = REPO_ROOT / "eval" / "eval_plllm_hf.py"
         env |= {"PLRA_EVAL_MODELS": json.dumps(model_specs(profile, models)), "PLRA_EVAL_DEVICE": profile.device}
         mode = "hf"
+    if judge:
+        from plra.llm import LLMClient
+
+        judge_client = LLMClient.from_url(judge)
+        env |= {
+            "PLRA_JUDGE_URL": judge_client.base_url,
+            "PLRA_JUDGE_MODEL": judge_client.model,
+            "PLRA_EVAL_TOKENIZER": str(resolve_model_dir(profile)),
+        }
     log(f"[eval] OpenCompass {config.name} on {counts} questions, variants {variants} -> {run_dir}")
     workdir = run_dir / "opencompass"
     code = envs.run("eval", ["opencompass", str(config), "-w", str(workdir), "--debug"], cwd=run_dir,
@@ -248,6 +262,11 @@ def eval_command(
     rag: str = typer.Option("both", "--rag", help="on, off or both"),
     limit: int = typer.Option(None, "--limit", help="questions per set (spread over the file)"),
     api: str = typer.Option(None, "--api", help="evaluate the model served at this OpenAI-compatible URL"),
+    judge: str = typer.Option(
+        None,
+        "--judge",
+        help="OpenAI-compatible URL of the LLM judge for open questions (default with --api: the served model itself)",
+    ),
     compare_runs: tuple[Path, Path] | None = typer.Option(None, "--compare", help="two run folders: print B - A"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -268,7 +287,8 @@ def eval_command(
         raise PlraError(f"--rag must be on, off or both, not {rag!r}")
     settings = load_profile(profile, {"eval_limit": limit})
     summary = run(settings, [m.strip() for m in models.split(",") if m.strip()], variants, settings.eval_limit, api,
-                  log=(lambda _m: None) if as_json else typer.echo)  # fmt: skip
+                  judge, log=(lambda _m: (typer.echo(_m, err=True) if "warning" in _m else None)) if as_json
+                  else typer.echo)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(summary))
         return

@@ -82,3 +82,6 @@ def test_opencompass_through_the_cpu_server(tiny_model_dir):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["mode"] == "api"
     _check_summary(summary, {"served"}, {"norag"})
+    assert "self-judging is weak" in result.stderr
+    judged = summary["table"]["served"]["norag"]["qajudge"]  # GenericLLMEvaluator, the served model as judge
+    assert judged and all(0 <= v <= 100 for v in judged.values())

@@ -137,4 +137,5 @@ def build_command(
     for task, langs in manifest["sft_by_task_lang"].items():
         typer.echo(f"  sft {task:14s} " + "  ".join(f"{lang} {n}" for lang, n in langs.items()))
 
+
 data_app.command("synth")(synth_command)
