@@ -212,20 +212,31 @@ def run(
     program = venv / "bin" / argv[0]
     cmd = [str(program), *argv[1:]] if program.exists() else list(argv)
     env = _env_vars(name, root, extra_env)
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE if log_path else None,
+                                stderr=subprocess.STDOUT if log_path else None)  # fmt: skip
+    except FileNotFoundError:
+        raise PlraError(f"command not found in env '{name}': {argv[0]}") from None
     try:
         if log_path is None:
-            return subprocess.call(cmd, cwd=cwd, env=env)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+            return proc.wait()
         with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             assert proc.stdout is not None
             for line in proc.stdout:
                 sys.stdout.write(line)
                 sys.stdout.flush()
                 log.write(line)
             return proc.wait()
-    except FileNotFoundError:
-        raise PlraError(f"command not found in env '{name}': {argv[0]}") from None
+    except KeyboardInterrupt:
+        # Ctrl-C reaches plra; the stage it started must not run on as an orphan.
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
 
 
 def versions(name: str, root: Path = REPO_ROOT) -> dict[str, str | None]:

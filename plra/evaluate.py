@@ -114,8 +114,8 @@ def read_summary(workdir: Path) -> list[dict[str, Any]]:
             metric = row.pop("metric")
             row.pop("version", None)
             row.pop("mode", None)
-            if not dataset.startswith("plllm_"):
-                continue
+            if not dataset.startswith("plllm_") or metric.endswith("_count"):
+                continue  # other datasets, and raw counts (scores are what the report compares)
             _, name, variant = dataset.split("_", 2)
             for model, value in row.items():
                 try:

@@ -113,3 +113,25 @@ def test_setup_module_runs_without_dependencies():
         [sys.executable, "-m", "plra.envs", "--help"], capture_output=True, text=True, cwd=envs.REPO_ROOT
     )
     assert result.returncode == 0 and "setup" in result.stdout
+
+
+def test_ctrl_c_stops_the_stage_it_started(tmp_path):
+    import signal
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = (
+        "import sys\n"
+        "from plra import envs\n"
+        "child = \"import os, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)\"\n"
+        f"envs.run('main', ['python', '-c', 'import sys; ' + child, {str(marker)!r}], log_path=None)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=envs.REPO_ROOT, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child_pid = int(marker.read_text())
+    parent.send_signal(signal.SIGINT)
+    parent.wait(timeout=20)
+    time.sleep(0.5)
+    assert subprocess.run(["kill", "-0", str(child_pid)], capture_output=True).returncode != 0
