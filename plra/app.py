@@ -81,7 +81,7 @@ def respond(
                 reply["answer"], [Citation(**c) for c in reply["citations"]], reply["refused"], reply["citation_errors"]
             )
         else:
-            llm = client_for(endpoint, model, temperature, max_tokens)
+            llm = None if mode == "Papers only" else client_for(endpoint, model, temperature, max_tokens)
             result = assistant().ask(message, llm=llm, k=4)
         history[-1]["content"] = result.answer
         yield history, "", sources_markdown(result)
@@ -156,7 +156,13 @@ def build_ui():
             "answers cite the papers they rest on."
         )
         with gr.Tab("Chat"):
-            mode = gr.Radio(["Ask", "Agent"], value="Ask", label="Mode", elem_id="mode")
+            mode = gr.Radio(
+                ["Ask", "Agent", "Papers only"],
+                value="Ask",
+                label="Mode",
+                elem_id="mode",
+                info="Papers only: instant answers listing the top papers and their findings, no model",
+            )
             chatbot = gr.Chatbot(label="PLRA", height=420, elem_id="chatbot")
             box = gr.Textbox(placeholder="Ask a question…", show_label=False, submit_btn="Send", elem_id="question")
             sources = gr.Markdown(elem_id="sources")
@@ -183,7 +189,9 @@ def build_ui():
             endpoint = gr.Textbox(value=default_endpoint() or "", label="Endpoint (empty: the tiny model in-process)")
             model = gr.Textbox(value="", label="Model name (empty: what the server serves)")
             temperature = gr.Slider(0.0, 1.0, value=0.2, step=0.05, label="Temperature")
-        box.submit(respond, [box, chatbot, mode, endpoint, model, temperature], [chatbot, box, sources])
+        box.submit(
+            respond, [box, chatbot, mode, endpoint, model, temperature], [chatbot, box, sources], api_name="respond"
+        )
     # Requests queue; two run at once so one long answer does not block everyone.
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
