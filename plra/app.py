@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +34,7 @@ def assistant() -> Assistant:
 
 @functools.cache
 def local_model() -> LocalModel:
-    return LocalModel(local_model_dir())
+    return LocalModel(local_model_dir(), max_tokens=int(os.environ.get("PLRA_APP_MAX_TOKENS", "320")))
 
 
 def client_for(endpoint: str, model: str, temperature: float, max_tokens: int):
@@ -82,7 +84,24 @@ def respond(
             )
         else:
             llm = None if mode == "Papers only" else client_for(endpoint, model, temperature, max_tokens)
-            result = assistant().ask(message, llm=llm, k=4)
+            pieces: queue.Queue = queue.Queue()
+            outcome: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    outcome["result"] = assistant().ask(message, llm=llm, k=4, on_token=pieces.put)
+                except PlraError as err:
+                    outcome["error"] = err
+                finally:
+                    pieces.put(None)
+
+            threading.Thread(target=work, daemon=True).start()
+            while (piece := pieces.get()) is not None:  # the raw answer as it streams in
+                history[-1]["content"] += piece
+                yield history, "", "_Writing… citations are checked when the answer is complete._"
+            if "error" in outcome:
+                raise outcome["error"]
+            result = outcome["result"]
         history[-1]["content"] = result.answer
         yield history, "", sources_markdown(result)
     except PlraError as err:

@@ -210,24 +210,38 @@ def extractive_answer(hits, knowledge: kb_module.KnowledgeBase, lang: str) -> st
 class LocalModel:
     """The embedded or tuned tiny model, in-process, for when no endpoint is configured."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, max_tokens: int = 256) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+        self.max_tokens = max_tokens
 
-    def chat(self, messages: list[dict[str, str]], max_tokens: int = 256, **_gen: Any) -> str:
+    def chat(self, messages: list[dict[str, str]], max_tokens: int | None = None, **_gen: Any) -> str:
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                     return_dict=True)  # fmt: skip
         with self.torch.no_grad():
-            output = self.model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
+            output = self.model.generate(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False,
                                          repetition_penalty=1.1)  # fmt: skip
         return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
-    def stream(self, messages: list[dict[str, str]], **gen: Any) -> Iterator[str]:
-        yield self.chat(messages, **gen)
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None, **_gen: Any) -> Iterator[str]:
+        """Pieces of the answer as generate() produces them (a TextIteratorStreamer fed from a thread)."""
+        import threading
+
+        from transformers import TextIteratorStreamer
+
+        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                    return_dict=True)  # fmt: skip
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False, repetition_penalty=1.1,
+                      streamer=streamer)  # fmt: skip
+        thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
 
 
 def local_model_dir() -> Path:
