@@ -137,10 +137,22 @@ def default_endpoint() -> str | None:
     states = sorted(SERVE_STATE_DIR.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for state in states:
         try:
-            return json.loads(state.read_text())["url"]
+            data = json.loads(state.read_text())
+            if all(pid_alive(proc["pid"]) for proc in data["processes"]):  # a record of a dead server is no endpoint
+                return data["url"]
         except (OSError, ValueError, KeyError):
             continue
     return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def wait_ready(base_url: str, deadline_s: float, alive=lambda: True, interval_s: float = 1.0) -> float:

@@ -24,7 +24,7 @@ from plra import envs
 from plra.envs import REPO_ROOT
 from plra.errors import PlraError
 from plra.io import write_json_atomic
-from plra.llm import SERVE_STATE_DIR, wait_ready
+from plra.llm import SERVE_STATE_DIR, pid_alive, wait_ready
 from plra.model import MODELS_DIR, resolve_model_dir
 from plra.settings import ProfileSettings, load_profile
 
@@ -99,21 +99,11 @@ def state_path(port: int) -> Path:
     return SERVE_STATE_DIR / f"{port}.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def start(profile: ProfileSettings, model_dir: Path, port: int, tp: int = 1, replicas: int = 1,
           adapters: list[str] | None = None, deadline_s: float | None = None, log=print) -> dict:  # fmt: skip
     """Start the server(s) in the background, wait until they answer, record and return the state."""
     existing = state_path(port)
-    if existing.exists() and all(_alive(p["pid"]) for p in json.loads(existing.read_text())["processes"]):
+    if existing.exists() and all(pid_alive(p["pid"]) for p in json.loads(existing.read_text())["processes"]):
         raise PlraError(f"a server started by plra already runs on port {port}: `plra serve --stop --port {port}`")
     processes = plan(profile, str(model_dir), port, tp, replicas, adapters or [])
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -140,7 +130,7 @@ def start(profile: ProfileSettings, model_dir: Path, port: int, tp: int = 1, rep
     try:
         for proc in started if replicas <= 1 else started[1:]:
             waited = wait_ready(f"http://127.0.0.1:{proc['port']}", deadline,
-                                alive=lambda pid=proc["pid"]: _alive(pid))  # fmt: skip
+                                alive=lambda pid=proc["pid"]: pid_alive(pid))  # fmt: skip
             log(f"[serve] {proc['role']} on port {proc['port']} ready after {waited:.1f} s")
         if replicas > 1:
             wait_ready(url, deadline)
@@ -160,10 +150,10 @@ def stop(port: int, grace_s: float = 10.0) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
