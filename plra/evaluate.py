@@ -19,7 +19,7 @@ import typer
 from plra import envs
 from plra.envs import REPO_ROOT
 from plra.errors import PlraError
-from plra.io import read_jsonl, write_json_atomic, write_text_atomic
+from plra.io import read_jsonl_numbered, write_json_atomic, write_text_atomic
 from plra.model import resolve_model_dir
 from plra.settings import ProfileSettings, load_knowledge, load_profile
 
@@ -36,17 +36,16 @@ def load_benchmark(folder: Path, name: str) -> list[dict[str, Any]]:
     """Rows of one benchmark file; a malformed row names the file and line."""
     path = folder / f"{name}.jsonl"
     try:
-        rows = read_jsonl(path)
+        numbered = read_jsonl_numbered(path)
     except (OSError, ValueError) as err:
         raise PlraError(str(err)) from None
-    lines = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text.strip()]
-    for line, row in zip(lines, rows, strict=True):
+    for line, row in numbered:
         missing = [f for f in SETS[name] if not row.get(f)]
         if missing:
             raise PlraError(f"{path}:{line}: field '{missing[0]}' is missing or empty")
         if name == "mcq" and row["answer"] not in ("A", "B", "C", "D"):
             raise PlraError(f"{path}:{line}: field 'answer' must be one of A, B, C, D, not {row['answer']!r}")
-    return rows
+    return [row for _, row in numbered]
 
 
 def spread(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

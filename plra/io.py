@@ -29,6 +29,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; a malformed line raises ValueError naming the file and line."""
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs, so that later checks of a row can name its line too."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -39,5 +44,5 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path}:{number}: invalid JSON: {err.msg} (column {err.colno})") from None
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        rows.append((number, row))
     return rows

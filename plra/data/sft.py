@@ -13,7 +13,7 @@ from typing import Any
 
 from plra.data.text import alias, cite, lead
 from plra.errors import PlraError
-from plra.io import read_jsonl
+from plra.io import read_jsonl_numbered
 from plra.kb import KnowledgeBase
 from plra.prompts import OUT_OF_FIELD, QUESTIONS, REDIRECT, REDIRECT_ANGLES, SCOPE, SYSTEM
 from plra.types import ARXIV_ID, Paper
@@ -209,11 +209,10 @@ def load_handwritten(folder: Path, kb: KnowledgeBase) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in sorted(folder.glob("*.jsonl")):
         try:
-            raw = read_jsonl(path)
+            numbered = read_jsonl_numbered(path)
         except ValueError as err:
             raise PlraError(str(err)) from None
-        lines = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text.strip()]
-        for line, row in zip(lines, raw, strict=True):
+        for line, row in numbered:
             where = f"{path}:{line}"
             for field in ("id", "lang", "task", "messages"):
                 if field not in row:
