@@ -10,11 +10,14 @@ import datetime
 import functools
 import re
 import time
+from pathlib import Path
+from urllib.parse import urljoin
 
 import arxiv
 import requests
 
 from plra.errors import PlraError
+from plra.io import write_bytes_atomic
 from plra.settings import KnowledgeSettings
 from plra.types import ARXIV_VERSIONED, IncomingPaper, arxiv_url
 
@@ -91,3 +94,44 @@ class ArxivClient:
                     f"cannot reach the arXiv API at {url}: {reason} (set ARXIV_API_URL for a mirror)"
                 ) from None
         raise AssertionError("unreachable")
+
+
+MAX_PDF_BYTES = 50 * 2**20  # arXiv caps submissions at 50 MB
+
+
+def pdf_url(settings: KnowledgeSettings, arxiv_id: str) -> str:
+    """The PDF on the API's host: export.arxiv.org serves /pdf/<id> as arxiv.org does, and so do mirrors."""
+    return urljoin(settings.arxiv_api_url, f"/pdf/{arxiv_id}")
+
+
+def download_pdf(settings: KnowledgeSettings, arxiv_id: str, target: Path) -> Path:
+    """Fetch one paper's PDF into target (atomically), with the API's timeout and bounded retries."""
+    url = pdf_url(settings, arxiv_id)
+    hint = "check the connection, give a local PDF path instead, or set ARXIV_API_URL for a mirror"
+    for attempt in range(settings.arxiv_retries + 1):
+        try:
+            with requests.get(url, timeout=settings.arxiv_timeout_s, stream=True) as response:
+                if response.status_code == 404:
+                    raise PlraError(f"arXiv has no PDF for {arxiv_id} at {url} (HTTP 404): check the id")
+                if response.status_code >= 500 and attempt < settings.arxiv_retries:
+                    time.sleep(min(2**attempt, 8))
+                    continue
+                response.raise_for_status()
+                data = bytearray()
+                for block in response.iter_content(1 << 16):
+                    data += block
+                    if len(data) > MAX_PDF_BYTES:
+                        raise PlraError(f"{url} sent more than {MAX_PDF_BYTES >> 20} MB: not an arXiv paper PDF")
+            if not data.startswith(b"%PDF"):
+                raise PlraError(f"{url} did not return a PDF (first bytes {bytes(data[:16])!r})")
+            write_bytes_atomic(target, bytes(data))
+            return target
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as err:
+            if attempt == settings.arxiv_retries:
+                reason = "timed out" if isinstance(err, requests.exceptions.Timeout) else "connection failed"
+                raise PlraError(f"cannot download {arxiv_id} from {url}: {reason} after {attempt + 1} tries; "
+                                f"{hint}") from None  # fmt: skip
+            time.sleep(min(2**attempt, 8))
+        except requests.exceptions.RequestException as err:
+            raise PlraError(f"cannot download {arxiv_id} from {url}: {str(err)[:160]}; {hint}") from None
+    raise AssertionError("unreachable")

@@ -11,17 +11,21 @@ import typer
 
 from plra import __version__, envs
 from plra.agent import agent_command
+from plra.cite import cite_command
 from plra.data.build import data_app
 from plra.errors import PlraError
 from plra.evaluate import eval_command as bench_eval_command
+from plra.ideas import ideas_command
 from plra.kb import kb_app
 from plra.model import model_app
 from plra.pipeline import pipeline_command
 from plra.quantize import quantize_command
 from plra.rag import ask_command
+from plra.reader import read_command
 from plra.retrieval import eval_command, search_command
 from plra.serve import serve_command
 from plra.train import train_command
+from plra.write import write_app
 
 app = typer.Typer(
     help="PLRA, the Personalized-LLM Research Assistant: data, training, deployment, evaluation and use.",
@@ -32,6 +36,7 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.add_typer(kb_app, name="kb")
 app.add_typer(data_app, name="data")
+app.add_typer(write_app, name="write")
 kb_app.command("eval")(eval_command)
 app.command("search")(search_command)
 app.command("train")(train_command)
@@ -41,6 +46,9 @@ app.command("eval")(bench_eval_command)
 app.command("ask")(ask_command)
 app.command("pipeline")(pipeline_command)
 app.command("agent")(agent_command)
+app.command("read")(read_command)
+app.command("cite")(cite_command)
+app.command("ideas")(ideas_command)
 
 
 def gpu_status() -> dict[str, object]:

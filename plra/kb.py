@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 import yaml
@@ -26,6 +26,8 @@ from plra.errors import PlraError
 from plra.io import write_text_atomic
 from plra.settings import KnowledgeSettings, load_knowledge
 from plra.types import GlossaryTerm, IncomingPaper, Paper, ReadingPath, Topic
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,20 @@ def _validate(model: type[BaseModel], data: Any, path: Path, lines: dict[tuple, 
             message = error["msg"].removeprefix("Value error, ")
             issues.append(Issue(path, _locate(lines, loc), ".".join(map(str, loc)) or "entry", message))
         return None, issues
+
+
+def load_yaml_model(path: Path, model: type[ModelT]) -> ModelT:
+    """One YAML data file as model; any problem is one PlraError naming the file, line and field."""
+    if not path.exists():
+        raise PlraError(f"{path} is missing")
+    try:
+        data, lines = read_yaml(path)
+    except _YamlSyntax as err:
+        raise PlraError(str(err.issue)) from None
+    parsed, issues = _validate(model, data, path, lines)
+    if issues:
+        raise PlraError("; ".join(str(i) for i in issues[:5]))
+    return parsed
 
 
 def _load_entries(folder: Path, model: type[BaseModel], kb: KnowledgeBase) -> dict[str, Any]:

@@ -181,7 +181,9 @@ def with_sources(text: str, citations: list[Citation], lang: str) -> str:
 # ------------------------------------------------------------------------------------------ generation
 
 
-def build_messages(question: str, hits, knowledge: kb_module.KnowledgeBase, lang: str) -> list[dict[str, str]]:
+def build_messages(
+    question: str, hits, knowledge: kb_module.KnowledgeBase, lang: str, instructions: str | None = None
+) -> list[dict[str, str]]:
     passages = []
     for hit in hits:
         paper = knowledge.get(hit.arxiv_id)
@@ -190,7 +192,7 @@ def build_messages(question: str, hits, knowledge: kb_module.KnowledgeBase, lang
     context = CONTEXT_HEADER[lang] + "\n" + "\n\n".join(passages)
     return [
         {"role": "system", "content": SYSTEM[lang]},
-        {"role": "user", "content": f"{context}\n\n{ANSWER_INSTRUCTIONS[lang]}\n\n{question}"},
+        {"role": "user", "content": f"{context}\n\n{instructions or ANSWER_INSTRUCTIONS[lang]}\n\n{question}"},
     ]
 
 
@@ -251,6 +253,15 @@ def local_model_dir() -> Path:
 
     tuned = REPO_ROOT / "work_dirs" / "tiny" / "sft" / "latest" / "merged"
     return tuned if (tuned / "config.json").exists() else resolve_model_dir(load_profile("tiny"))
+
+
+def model_for(endpoint: str | None):
+    """The model commands use: the given endpoint, else PLRA_ENDPOINT or a running `plra serve`, else the
+    tiny model in-process."""
+    from plra.llm import LLMClient, default_endpoint
+
+    url = endpoint or default_endpoint()
+    return LLMClient.from_url(url) if url else LocalModel(local_model_dir())
 
 
 class Assistant:
@@ -330,14 +341,8 @@ def ask_command(
         return
     if not question:
         raise PlraError('give a question, e.g. plra ask "What is pluralistic alignment?"')
-    from plra.llm import LLMClient, default_endpoint
-
     assistant = Assistant()
-    if no_llm:
-        llm = None
-    else:
-        url = endpoint or default_endpoint()
-        llm = LLMClient.from_url(url) if url else LocalModel(local_model_dir())
+    llm = None if no_llm else model_for(endpoint)
     on_token = (lambda piece: typer.echo(piece, nl=False)) if stream and not as_json else None
     result = assistant.ask(question, llm=llm, k=k, on_token=on_token)
     if as_json:

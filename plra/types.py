@@ -183,3 +183,42 @@ class SearchHit(BaseModel):
     score: float
     snippet: str
     curated: bool = True
+
+
+class Passage(BaseModel):
+    """A piece of one paper's text; it never crosses a page, so it always knows its page (1-based)."""
+
+    page: int
+    section: str
+    text: str
+
+
+class PaperText(BaseModel):
+    """What `plra read` extracted from one PDF: its pages' text, cached beside the knowledge base."""
+
+    key: str  # the arXiv id, or the first 16 hex digits of the PDF's sha256
+    sha256: str
+    title: str
+    arxiv_id: str | None = None
+    pages: list[str]
+
+
+class OutlineSection(BaseModel):
+    """One section of the paper outline template (`datasets/<field>/templates/outline.yaml`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title_en: str
+    title_zh: str
+    argue_en: str = Field(min_length=10)
+    argue_zh: str = Field(min_length=5)
+    query: str = "{topic}"
+    topics: list[str] = []
+    k: int = Field(default=3, ge=0, le=12)
+
+
+class OutlineTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sections: list[OutlineSection] = Field(min_length=1)

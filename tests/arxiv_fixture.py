@@ -53,10 +53,13 @@ def feed(entries: list[AtomEntry], start: int, page_size: int) -> bytes:
 
 
 class ArxivServer:
-    """mode: 'ok' serves the entries; 'error' answers 500; 'slow' sleeps before answering."""
+    """mode: 'ok' serves the entries; 'error' answers 500; 'slow' sleeps before answering.
+    pdfs: the bytes served at /pdf/<id>, as arxiv.org serves papers (other ids: 404)."""
 
-    def __init__(self, entries: list[AtomEntry], mode: str = "ok", delay_s: float = 3.0) -> None:
+    def __init__(self, entries: list[AtomEntry], mode: str = "ok", delay_s: float = 3.0,
+                 pdfs: dict[str, bytes] | None = None) -> None:  # fmt: skip
         self.entries = entries
+        self.pdfs = pdfs or {}
         self.mode = mode
         self.delay_s = delay_s
         self.requests: list[dict[str, list[str]]] = []
@@ -71,6 +74,17 @@ class ArxivServer:
                     return
                 if server.mode == "slow":
                     time.sleep(server.delay_s)
+                if self.path.startswith("/pdf/"):
+                    pdf = server.pdfs.get(self.path.removeprefix("/pdf/"))
+                    if pdf is None:
+                        self.send_error(404, "no such paper")
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/pdf")
+                    self.send_header("Content-Length", str(len(pdf)))
+                    self.end_headers()
+                    self.wfile.write(pdf)
+                    return
                 start = int(query.get("start", ["0"])[0])
                 size = int(query.get("max_results", ["10"])[0])
                 body = feed(server.entries, start, size)

@@ -1,5 +1,6 @@
 """A loopback server speaking the OpenAI chat-completions protocol (JSON and server-sent events), answering
-with scripted replies in order: the stand-in for a model whose outputs a test must control."""
+with scripted replies in order: the stand-in for a model whose outputs a test must control. A reply may be a
+function of the request (to play a model that, say, obeys any instruction it is shown)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedOpenAI:
-    def __init__(self, replies: list[str], model: str = "internlm2-chat-7b") -> None:
+    def __init__(self, replies: list, model: str = "internlm2-chat-7b") -> None:
         self.replies = list(replies)
         self.model = model
         self.requests: list[dict] = []
@@ -34,7 +35,8 @@ class ScriptedOpenAI:
             def do_POST(self):
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(request)
-                text = server.replies.pop(0) if server.replies else "Nothing more to say."
+                reply = server.replies.pop(0) if server.replies else "Nothing more to say."
+                text = reply(request) if callable(reply) else reply
                 now = int(time.time())
                 if not request.get("stream"):
                     body = {
