@@ -1,8 +1,12 @@
-"""The Gradio app: chat (Ask or Agent) with cited answers, a Papers tab, a Learn tab and Settings.
+"""The Gradio app: chat (Ask or Agent) with cited answers; Read (one paper, answers cited by page); Write
+(related work, outlines, ideas, with BibTeX to download); Papers; Learn; Settings.
 
 `app.py` at the repository root starts it (the OpenXLab convention); the port comes from the environment
 (`GRADIO_SERVER_PORT`, then `PORT`, else 7860). With no endpoint configured, answers come from the tiny
 model in-process; Settings can point the app at any OpenAI-compatible server (`plra serve`).
+
+Uploads: Read accepts only PDFs under PLRA_APP_MAX_PDF_MB (default 20) that Gradio itself stored in its
+upload folder; a path from anywhere else is refused, so no request can make the app read a server file.
 """
 
 from __future__ import annotations
@@ -10,15 +14,20 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from plra.errors import PlraError
 from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir
+from plra.types import ARXIV_VERSIONED
 
 MAX_INPUT_CHARS = 2000
 MAX_HISTORY_TURNS = 6
+MAX_PDF_MB = float(os.environ.get("PLRA_APP_MAX_PDF_MB", "20"))
+WRITE_ACTIONS = ["Related work", "Outline", "Ideas"]
 EXAMPLES = [
     "What is pluralistic alignment, and which papers should I read first?",
     "How do LaMP and LongLaMP differ?",
@@ -109,6 +118,104 @@ def respond(
         yield history, "", ""
 
 
+# ------------------------------------------------------------------------------------------ Read
+
+
+def upload_folder() -> Path:
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def checked_upload(path: str) -> Path:
+    """The uploaded file, if it is a PDF under the size cap inside Gradio's upload folder; else PlraError."""
+    file = Path(path).resolve()
+    if not file.is_relative_to(upload_folder()):
+        raise PlraError("only a file uploaded through this page can be read")
+    if file.suffix.lower() != ".pdf" or not file.is_file():
+        raise PlraError("only PDF files can be read")
+    if file.stat().st_size > MAX_PDF_MB * 2**20:
+        raise PlraError(f"the PDF is larger than {MAX_PDF_MB:g} MB")
+    with file.open("rb") as fh:
+        if fh.read(5) != b"%PDF-":
+            raise PlraError("the file is not a PDF (it does not start with %PDF-)")
+    return file
+
+
+@functools.lru_cache(maxsize=8)
+def paper_reader(source: str):
+    from plra.reader import PaperReader
+
+    return PaperReader.open(source, assistant())
+
+
+def open_paper(upload: str | None, arxiv_id: str) -> tuple[str, str | None, list]:
+    """Read the uploaded PDF or the arXiv id; returns (card, source for later questions, cleared chat)."""
+    from plra.reader import card_markdown
+
+    try:
+        if upload:
+            source = str(checked_upload(upload))
+        elif ARXIV_VERSIONED.match((arxiv_id or "").strip().removeprefix("arXiv:")):
+            source = arxiv_id.strip().removeprefix("arXiv:")
+        else:
+            raise PlraError("upload a PDF or give an arXiv id such as 2304.11406")
+        return card_markdown(paper_reader(source).card(lang="en")), source, []
+    except PlraError as err:
+        return f"⚠️ {err}", None, []
+
+
+def ask_paper(question: str, history: list[dict[str, str]], source: str | None, answer_mode: str, endpoint: str,
+              model: str, temperature: float) -> tuple[list[dict[str, str]], str]:  # fmt: skip
+    question = (question or "").strip()[:MAX_INPUT_CHARS]
+    history = list(history or [])[-2 * MAX_HISTORY_TURNS :]
+    if not question:
+        return history, ""
+    try:
+        if source is None:
+            raise PlraError("open a paper first (upload a PDF or give an arXiv id, then press Read)")
+        max_tokens = int(os.environ.get("PLRA_APP_MAX_TOKENS", "320"))
+        llm = None if answer_mode == "Passages only" else client_for(endpoint, model, temperature, max_tokens)
+        result = paper_reader(source).ask(question, llm=llm)
+        reply = result.answer + "".join(f"\n\n_(removed {e['cited']}: {e['reason']})_" for e in result.citation_errors)
+    except PlraError as err:
+        reply = f"⚠️ {err}"
+    return [*history, {"role": "user", "content": question}, {"role": "assistant", "content": reply}], ""
+
+
+# ------------------------------------------------------------------------------------------ Write
+
+
+def write_action(action: str, topic: str, style: str, lang: str, use_model: bool, endpoint: str, model: str,
+                 temperature: float) -> tuple[str, str | None]:  # fmt: skip
+    """Run one Write action; returns (Markdown to show, path of the BibTeX file to download)."""
+    from plra.ideas import ideas, ideas_markdown
+    from plra.write import outline, outline_markdown, related_work
+
+    try:
+        llm = client_for(endpoint, model, temperature, 512) if use_model else None
+        if action == "Outline":
+            result = outline(assistant(), topic, lang)
+            text, bib = outline_markdown(result), result["bibtex"]
+        elif action == "Ideas":
+            items = ideas(assistant(), topic, 5, lang, llm)
+            text, bib = ideas_markdown(items, lang), ""
+        else:
+            result = related_work(assistant(), topic, None, style, lang, llm)
+            text = result["text"] if style == "plain" else f"```latex\n{result['text']}```"
+            bib = result["bibtex"]
+    except PlraError as err:
+        return f"⚠️ {err}", None
+    if not bib:
+        return text, None
+    path = Path(tempfile.mkdtemp(prefix="plra-write-")) / "references.bib"
+    path.write_text(bib, encoding="utf-8")
+    return text, str(path)
+
+
+# ------------------------------------------------------------------------------------------ Papers and Learn
+
+
 def search_papers(query: str, topic: str, year_from: float) -> list[list[Any]]:
     if not (query or "").strip():
         papers = [p for p in assistant().knowledge.papers.values() if topic in ("", "all") or topic in p.topics]
@@ -186,6 +293,30 @@ def build_ui():
             box = gr.Textbox(placeholder="Ask a question…", show_label=False, submit_btn="Send", elem_id="question")
             sources = gr.Markdown(elem_id="sources")
             gr.Examples(EXAMPLES, inputs=box)
+        with gr.Tab("Read"):
+            gr.Markdown(f"Upload a paper (PDF, up to {MAX_PDF_MB:g} MB) or give an arXiv id, press Read, then ask "
+                        "about it: answers cite the pages they come from as (p. N).")  # fmt: skip
+            with gr.Row():
+                upload = gr.File(label="PDF", file_types=[".pdf"], type="filepath", elem_id="read-file")
+                arxiv_id = gr.Textbox(label="or an arXiv id", placeholder="2304.11406", elem_id="read-arxiv")
+            read_button = gr.Button("Read", variant="primary", elem_id="read-open")
+            card = gr.Markdown(elem_id="read-card")
+            source = gr.State(None)
+            answer_mode = gr.Radio(["Model", "Passages only"], value="Model", label="Answers", elem_id="read-mode")
+            read_chat = gr.Chatbot(label="About this paper", height=320, elem_id="read-chat")
+            read_box = gr.Textbox(placeholder="Ask about the paper…", show_label=False, submit_btn="Ask",
+                                  elem_id="read-question")  # fmt: skip
+        with gr.Tab("Write"):
+            action = gr.Radio(WRITE_ACTIONS, value="Related work", label="Action", elem_id="write-action")
+            write_topic = gr.Textbox(label="Topic", placeholder="memory for personalized assistants",
+                                     elem_id="write-topic")  # fmt: skip
+            with gr.Row():
+                style = gr.Dropdown(["plain", "acl", "neurips"], value="plain", label="Style (related work)")
+                write_lang = gr.Radio(["en", "zh"], value="en", label="Language")
+                use_model = gr.Checkbox(False, label="Draft with the model (otherwise from the knowledge base)")
+            write_button = gr.Button("Write", variant="primary", elem_id="write-go")
+            write_output = gr.Markdown(elem_id="write-output")
+            bib_file = gr.File(label="BibTeX of the cited papers", elem_id="write-bib")
         with gr.Tab("Papers"):
             with gr.Row():
                 query = gr.Textbox(label="Search", elem_id="paper-query")
@@ -211,6 +342,11 @@ def build_ui():
         box.submit(
             respond, [box, chatbot, mode, endpoint, model, temperature], [chatbot, box, sources], api_name="respond"
         )
+        read_button.click(open_paper, [upload, arxiv_id], [card, source, read_chat])
+        read_box.submit(ask_paper, [read_box, read_chat, source, answer_mode, endpoint, model, temperature],
+                        [read_chat, read_box])  # fmt: skip
+        write_button.click(write_action, [action, write_topic, style, write_lang, use_model, endpoint, model,
+                                          temperature], [write_output, bib_file])  # fmt: skip
     # Requests queue; two run at once so one long answer does not block everyone.
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
@@ -218,4 +354,5 @@ def build_ui():
 
 def main() -> None:
     port = int(os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or 7860)
-    build_ui().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port)
+    build_ui().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port,
+                      max_file_size=f"{MAX_PDF_MB:g}mb")  # fmt: skip

@@ -130,15 +130,17 @@ def _pitch(assistant: Assistant, llm, idea: dict[str, Any], lang: str) -> str | 
 def ideas_markdown(items: list[dict[str, Any]], lang: str) -> str:
     labels = {"en": ("Gap", "First experiment", "Benchmark and metric", "Risk", "Pitch"),
               "zh": ("研究空白", "第一个实验", "基准与指标", "风险", "阐述")}[lang]  # fmt: skip
+    stop = "：" if lang == "zh" else "."
+    labels = tuple(f"{label}{stop}" for label in labels)
     lines = []
     for number, idea in enumerate(items, 1):
         bench = idea["benchmark"]
-        lines += [f"## {number}. {idea['title']}", f"**{labels[0]}.** {idea['gap']}",
-                  f"**{labels[1]}.** {idea['experiment']}",
-                  f"**{labels[2]}.** {bench['dataset']} [arXiv:{bench['arxiv_id']}], {bench['metric']}",
-                  f"**{labels[3]}.** {idea['risk']}"]  # fmt: skip
+        lines += [f"## {number}. {idea['title']}", f"**{labels[0]}** {idea['gap']}",
+                  f"**{labels[1]}** {idea['experiment']}",
+                  f"**{labels[2]}** {bench['dataset']} [arXiv:{bench['arxiv_id']}], {bench['metric']}",
+                  f"**{labels[3]}** {idea['risk']}"]  # fmt: skip
         if idea["pitch"]:
-            lines.append(f"**{labels[4]}.** {idea['pitch']}")
+            lines.append(f"**{labels[4]}** {idea['pitch']}")
         lines.append("")
     return "\n".join(lines)
 

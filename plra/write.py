@@ -35,7 +35,7 @@ STYLES = ("acl", "neurips", "plain")
 ID = r"\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
 MARKER = re.compile(rf"\[arXiv:\s*({ID})(?:v\d+)?\]")
 MARKER_RUN = re.compile(rf"(?:\s*\[arXiv:\s*(?:{ID})(?:v\d+)?\])+")
-SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[\\(])|(?<=[。！？])")
+SENTENCES = re.compile(r"(?<!\bal\.)(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z0-9\"“])|(?<=[。！？])")
 REPEATED_NAME = re.compile(r"(\b[\w\-]+(?: et al\.)?) \(\1, (\d{4})\)")
 RESULT_CUE = re.compile(r"结果|表明|发现|显示|提升|优于|证明")
 

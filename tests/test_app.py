@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,8 @@ def page(app_url):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         tab = browser.new_page()
-        tab.goto(app_url, wait_until="networkidle")
+        tab.goto(app_url)  # not "networkidle": since the Read and Write tabs it never comes; wait for the chat box
+        tab.wait_for_selector("#question textarea", timeout=60_000)
         yield tab
         browser.close()
 
@@ -96,3 +98,70 @@ def test_papers_tab_searches_the_knowledge_base(page):
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#papers').innerText.includes('20')", timeout=60_000)
     assert "role" in page.locator("#papers").inner_text().lower()
+
+
+@pytest.fixture
+def upload_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "gradio-uploads"
+    folder.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    return folder
+
+
+def test_uploads_must_be_small_pdfs_inside_the_upload_folder(upload_dir, tmp_path, monkeypatch):
+    from plra import app
+    from plra.errors import PlraError
+    from tests.pdf_fixture import write_paper_pdf
+
+    inside = write_paper_pdf(upload_dir / "abc123" / "paper.pdf")
+    assert app.checked_upload(str(inside)) == inside.resolve()
+    outside = write_paper_pdf(tmp_path / "elsewhere" / "paper.pdf")
+    refused = {
+        "/etc/passwd": "only a file uploaded through this page",
+        str(outside): "only a file uploaded through this page",
+        str(upload_dir / "abc123" / ".." / ".." / "elsewhere" / "paper.pdf"): "only a file uploaded through this page",
+    }
+    fake = upload_dir / "x" / "notes.pdf"
+    fake.parent.mkdir()
+    fake.write_text("hello")
+    refused[str(fake)] = "the file is not a PDF"
+    text = upload_dir / "x" / "notes.txt"
+    text.write_text("%PDF-")
+    refused[str(text)] = "only PDF files"
+    for path, reason in refused.items():
+        with pytest.raises(PlraError, match=reason):
+            app.checked_upload(path)
+    monkeypatch.setattr(app, "MAX_PDF_MB", 0.001)
+    with pytest.raises(PlraError, match=r"larger than 0\.001 MB"):
+        app.checked_upload(str(inside))
+    card, source, _ = app.open_paper("/etc/passwd", "")
+    assert card.startswith("⚠️") and source is None
+
+
+@pytest.mark.slow
+def test_read_tab_uploads_a_pdf_and_answers_with_pages(page, tmp_path):
+    from tests.pdf_fixture import write_paper_pdf
+
+    page.get_by_role("tab", name="Read").click()
+    page.set_input_files("#read-file input[type=file]", str(write_paper_pdf(tmp_path / "memorylane.pdf")))
+    page.wait_for_function("document.querySelector('#read-file').innerText.includes('memorylane')", timeout=60_000)
+    page.click("#read-open")
+    page.wait_for_function("document.querySelector('#read-card').innerText.includes('87.5%')", timeout=60_000)
+    assert "Set aside" in page.locator("#read-card").inner_text()
+    page.get_by_label("Passages only").check()
+    page.fill("#read-question textarea", "What accuracy does MemoryLane reach on LaMP-2?")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#read-chat').innerText.includes('(p. 3)')", timeout=60_000)
+
+
+@pytest.mark.slow
+def test_write_tab_drafts_related_work_with_a_bibtex_download(page):
+    page.get_by_role("tab", name="Write").click()
+    page.fill("#write-topic textarea", "memory for long-term personalized dialogue")
+    page.click("#write-go")
+    page.wait_for_function("document.querySelector('#write-output').innerText.includes('References')", timeout=60_000)
+    link = page.locator("#write-bib a[href*='references.bib']")
+    link.wait_for(timeout=30_000)
+    with page.expect_download() as download:
+        link.click()
+    assert "@" in Path(download.value.path()).read_text()
