@@ -189,6 +189,7 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
 def write_action(action: str, topic: str, style: str, lang: str, use_model: bool, endpoint: str, model: str,
                  temperature: float) -> tuple[str, str | None]:  # fmt: skip
     """Run one Write action; returns (Markdown to show, path of the BibTeX file to download)."""
+    from plra.cite import bibtex
     from plra.ideas import ideas, ideas_markdown
     from plra.write import outline, outline_markdown, related_work
 
@@ -199,7 +200,8 @@ def write_action(action: str, topic: str, style: str, lang: str, use_model: bool
             text, bib = outline_markdown(result), result["bibtex"]
         elif action == "Ideas":
             items = ideas(assistant(), topic, 5, lang, llm)
-            text, bib = ideas_markdown(items, lang), ""
+            cited = dict.fromkeys(pid for idea in items for pid in idea["cited"])
+            text, bib = ideas_markdown(items, lang), bibtex([assistant().knowledge.get(pid) for pid in cited])
         else:
             result = related_work(assistant(), topic, None, style, lang, llm)
             text = result["text"] if style == "plain" else f"```latex\n{result['text']}```"

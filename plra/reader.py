@@ -314,6 +314,8 @@ class PaperReader:
             card[kind] = self._pick(kind, used)
         probe = " ".join([self.paper.title, *(p.text for p in self.passages[:3])])[:1500]
         hits = [h for h in self.assistant.index.search(probe, k=6) if h.arxiv_id != self.paper.arxiv_id][:5]
+        if not (self.paper.arxiv_id in self.assistant.knowledge.papers or self.assistant.in_field(self.paper.title)):
+            hits = []  # a document from another field: any "related" paper would be noise
         card["related"] = [{"arxiv_id": h.arxiv_id, "title": h.title, "year": h.year, "why": h.snippet} for h in hits]
         card["glossary"] = self._glossary(lang)
         card["set_aside"] = self.set_aside
