@@ -60,7 +60,7 @@ def write_paper_pdf(path: Path, pages: list[list[tuple[str, str]]] = PAGES) -> P
     from fpdf import FPDF
 
     pdf = FPDF()
-    pdf.set_title(TITLE)
+    pdf.set_title(pages[0][0][1])  # the first heading is the title
     for blocks in pages:
         pdf.add_page()
         for kind, text in blocks:

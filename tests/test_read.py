@@ -126,3 +126,20 @@ def test_reading_with_the_embedded_model(kb_copy, paper_pdf, tiny_model_dir):
 def test_reader_search_ranks_the_page_with_the_fact_first(kb_copy, paper_pdf):
     reader = PaperReader.open(str(paper_pdf))
     assert reader.search("memory bank capacity 4096 facts")[0].page == 2
+
+
+def test_card_summary_from_a_model_keeps_only_real_pages(kb_copy, paper_pdf):
+    with ScriptedOpenAI(["MemoryLane stores user facts (p. 2) and reaches 87.5% on LaMP-2 (p. 3); see (p. 12)."]) as s:
+        result = run_plra("read", str(paper_pdf), "--json", "--endpoint", s.url)
+    assert result.returncode == 0, result.stderr
+    card = json.loads(result.stdout)
+    assert "(p. 2)" in card["summary"] and "(p. 3)" in card["summary"] and "(p. 12)" not in card["summary"]
+    assert [e["cited"] for e in card["citation_errors"]] == ["p. 12"]
+
+
+def test_a_document_from_another_field_gets_no_related_papers(kb_copy, tmp_path):
+    text = "We compare overnight and same-day proofing of rye and wheat doughs at 21 degrees."
+    pages = [[("heading", "Sourdough Fermentation Schedules for Home Bakers"), ("text", text)]]
+    reader = PaperReader.open(str(write_paper_pdf(tmp_path / "bread.pdf", pages)))
+    card = reader.card()
+    assert card["title"].startswith("Sourdough") and card["related"] == []
