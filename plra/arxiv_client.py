@@ -96,7 +96,7 @@ class ArxivClient:
         raise AssertionError("unreachable")
 
 
-MAX_PDF_BYTES = 50 * 2**20  # arXiv caps submissions at 50 MB
+MAX_PDF_BYTES = 50 * 2**20  # larger than any paper should be: a download or upload beyond it is refused
 
 
 def pdf_url(settings: KnowledgeSettings, arxiv_id: str) -> str:

@@ -146,6 +146,11 @@ def calibrate(settings: KnowledgeSettings) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ citations
 
 
+def tidy_spacing(text: str) -> str:
+    """Close the gaps a removed citation leaves: double spaces, and spaces before punctuation."""
+    return re.sub(r"[ \t]+([,.;:。，；])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+
+
 def check_citations(answer: str, knowledge: kb_module.KnowledgeBase, extra: dict[str, tuple[str, int]]):
     """Replace valid [arXiv:ID] citations with [n]; drop invalid ones. Returns (text, citations, errors)."""
     known = {pid: (p.title, p.year) for pid, p in {**knowledge.incoming, **knowledge.papers}.items()} | extra
@@ -165,8 +170,7 @@ def check_citations(answer: str, knowledge: kb_module.KnowledgeBase, extra: dict
         prefix = f'"{title}" ' if title else ""
         return f"{prefix}[{order.index(pid) + 1}]"
 
-    text = CITED.sub(replace, answer)
-    text = re.sub(r"[ \t]+([,.;:。，；])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    text = tidy_spacing(CITED.sub(replace, answer))
     citations = [Citation(pid, known[pid][0], known[pid][1], arxiv_url(pid)) for pid in order]
     return text, citations, errors
 

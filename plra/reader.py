@@ -22,6 +22,7 @@ from typing import Any
 
 import typer
 
+from plra.arxiv_client import MAX_PDF_BYTES, download_pdf
 from plra.errors import PlraError
 from plra.io import write_json_atomic
 from plra.prompts import (
@@ -33,12 +34,11 @@ from plra.prompts import (
     READ_SUMMARY_INSTRUCTIONS,
     READ_SYSTEM,
 )
-from plra.rag import Assistant, Citation, check_citations, with_sources
+from plra.rag import Assistant, Citation, check_citations, tidy_spacing, with_sources
 from plra.retrieval import is_chinese, tokenize
 from plra.settings import KnowledgeSettings
 from plra.types import ARXIV_VERSIONED, PaperText, Passage
 
-MAX_PDF_BYTES = 50 * 2**20
 PASSAGE_WORDS = 120
 SENTENCE = re.compile(r"(?<=[.!?。！？])\s+")
 HEADING = re.compile(
@@ -121,8 +121,6 @@ def load_paper(source: str, settings: KnowledgeSettings, title_for: dict[str, st
             raise PlraError(f"{path} is larger than {MAX_PDF_BYTES >> 20} MB")
         arxiv_id = None
     elif match:
-        from plra.arxiv_client import download_pdf
-
         arxiv_id = match.group("id")
         pdf = cache_dir(settings) / arxiv_id.replace("/", "_") / "paper.pdf"
         if not pdf.exists():
@@ -210,8 +208,7 @@ def check_pages(text: str, allowed: set[int]) -> tuple[str, list[int], list[dict
             cited.append(page)
         return f"(p. {page})"
 
-    text = PAGE_CITE.sub(replace, text)
-    return re.sub(r"[ \t]+([,.;:。，；])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip(), cited, errors
+    return tidy_spacing(PAGE_CITE.sub(replace, text)), cited, errors
 
 
 def _fence(text: str) -> str:

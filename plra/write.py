@@ -61,11 +61,9 @@ def topic_papers(assistant: Assistant, topic: str, ids: list[str] | None, k: int
 
 
 def short_name(paper: AnyPaper) -> str:
+    """How a sentence names the work: its short alias (LaMP), else its authors (Wang et al.)."""
     alias = next((a for a in getattr(paper, "aliases", []) if len(a) <= 24), None)
-    if alias:
-        return alias
-    names = [surname(a) for a in paper.authors]
-    return names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2 else f"{names[0]} et al."
+    return alias or short_author(paper, "and")
 
 
 def finding(paper: AnyPaper, lang: str) -> str:
@@ -141,9 +139,11 @@ def render(paragraphs: list[tuple[str, str]], papers: dict[str, AnyPaper], style
     return f"\\section{{{RELATED_WORK_TITLE[lang]}}}\n\n{body}\n"
 
 
-def short_author(paper: AnyPaper) -> str:
+def short_author(paper: AnyPaper, conjunction: str = "&") -> str:
     names = [surname(a) for a in paper.authors]
-    return names[0] if len(names) == 1 else f"{names[0]} & {names[1]}" if len(names) == 2 else f"{names[0]} et al."
+    if len(names) == 2:
+        return f"{names[0]} {conjunction} {names[1]}"
+    return names[0] if len(names) == 1 else f"{names[0]} et al."
 
 
 def related_work(assistant: Assistant, topic: str, ids: list[str] | None = None, style: str = "acl",
@@ -155,21 +155,19 @@ def related_work(assistant: Assistant, topic: str, ids: list[str] | None = None,
         raise PlraError(f"--lang {lang!r}: use en or zh")
     knowledge = assistant.knowledge
     papers = topic_papers(assistant, topic, ids, k)
-    paragraphs, dropped, from_model = [], 0, False
+    paragraphs, dropped, from_model, errors = [], 0, False, []
     if llm is not None:
         hits = [SearchHit(arxiv_id=p.arxiv_id, title=p.title, year=p.year, score=0.0, snippet="") for p in papers]
         raw = llm.chat(build_messages(topic or "", hits, knowledge, lang, RELATED_WORK_INSTRUCTIONS[lang]))
+        _, _, errors = check_citations(raw, knowledge, {})
+        rejected = {e["cited"] for e in errors}  # then a sentence whose only citation was rejected is dropped too
+        raw = MARKER.sub(lambda m: "" if m.group(1) in rejected else m.group(), raw)
         text, dropped = cited_sentences(raw, knowledge)
         if len(SENTENCES.split(text)) >= 2:
             paragraphs, from_model = [(topic or RELATED_WORK_TITLE[lang], text)], True
     if not paragraphs:
         paragraphs = template_draft(papers, knowledge, lang)
-    draft = "\n\n".join(text for _, text in paragraphs)
-    _, citations, errors = check_citations(draft, knowledge, {})
-    if errors:  # the model cited something the checker rejects: drop those markers from the rendered text
-        bad = {e["cited"] for e in errors}
-        paragraphs = [(label, MARKER.sub(lambda m: "" if m.group(1) in bad else m.group(), text))
-                      for label, text in paragraphs]  # fmt: skip
+    _, citations, _ = check_citations("\n\n".join(text for _, text in paragraphs), knowledge, {})
     cited = {c.arxiv_id: knowledge.get(c.arxiv_id) for c in citations}
     return {
         "topic": topic,
