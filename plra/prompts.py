@@ -214,6 +214,7 @@ READ_SUMMARY_INSTRUCTIONS = {
     ),
     "zh": "请用中文为研究者写一段简短摘要（3-5 句）：论文的问题、方法和主要结果，每句后用 (p. 页码) 标出所在页。",
 }
+PASSAGES_READ = {"en": "Passages read", "zh": "所读段落"}
 PAPER_EXCERPTS = {"en": "Excerpts of the paper being read, with their pages:", "zh": "正在阅读的论文摘录（附页码）："}
 READ_EXTRACTIVE_HEADER = {
     "en": "The passages of the paper that match the question best:",

@@ -29,6 +29,7 @@ from plra.prompts import (
     CARD_LABELS,
     CONTEXT_HEADER,
     PAPER_EXCERPTS,
+    PASSAGES_READ,
     READ_ANSWER_INSTRUCTIONS,
     READ_EXTRACTIVE_HEADER,
     READ_SUMMARY_INSTRUCTIONS,
@@ -274,8 +275,9 @@ class PaperReader:
         extra = {h.arxiv_id: (h.title, h.year) for h in kb_hits}
         text, citations, errors = check_citations(raw, self.assistant.knowledge, extra)
         text, pages, page_errors = check_pages(text, {p.page for p in shown})
+        read = ", ".join(f"p. {p}" for p in dict.fromkeys(p.page for p in shown))
         return ReadAnswer(
-            with_sources(text, citations, lang),
+            f"{with_sources(text, citations, lang)}\n\n({PASSAGES_READ[lang]}: {read})",
             pages,
             citations,
             errors + page_errors,
@@ -382,8 +384,6 @@ def read_command(
             typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
             return
         typer.echo(result.answer)
-        shown = ", ".join(f"p. {p['page']}" for p in result.passages)
-        typer.echo(f"\n(passages read: {shown})", err=True)
         for error in result.citation_errors:
             typer.echo(f"(removed citation {error['cited']}: {error['reason']})", err=True)
         return
