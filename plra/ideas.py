@@ -80,7 +80,7 @@ def ideas(assistant: Assistant, topic: str, n: int = 5, lang: str = "en", llm=No
         bench = next((b for b in benchmarks if not _linked(method, b) and (other is None or b != other)), None)
         if other is None or bench is None:
             continue
-        if kind == "transfer" or (kind == "risk" and other.datasets):
+        if kind == "transfer" or (kind == "risk" and other.datasets and other.metrics):
             bench = other  # the risk paper's own data measures the risk best
         values = {
             "method_name": short_name(method),
