@@ -22,11 +22,12 @@ from typing import Any
 
 from plra.errors import PlraError
 from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir
-from plra.types import ARXIV_VERSIONED
+from plra.types import bare_arxiv_id
 
 MAX_INPUT_CHARS = 2000
 MAX_HISTORY_TURNS = 6
 MAX_PDF_MB = float(os.environ.get("PLRA_APP_MAX_PDF_MB", "20"))
+MAX_TOKENS = int(os.environ.get("PLRA_APP_MAX_TOKENS", "320"))
 WRITE_ACTIONS = ["Related work", "Outline", "Ideas"]
 EXAMPLES = [
     "What is pluralistic alignment, and which papers should I read first?",
@@ -43,7 +44,7 @@ def assistant() -> Assistant:
 
 @functools.cache
 def local_model() -> LocalModel:
-    return LocalModel(local_model_dir(), max_tokens=int(os.environ.get("PLRA_APP_MAX_TOKENS", "320")))
+    return LocalModel(local_model_dir(), max_tokens=MAX_TOKENS)
 
 
 def client_for(endpoint: str, model: str, temperature: float, max_tokens: int):
@@ -80,7 +81,6 @@ def respond(
         yield history, "", ""
         return
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-    max_tokens = int(os.environ.get("PLRA_APP_MAX_TOKENS", "320"))
     try:
         if mode == "Agent":
             if not endpoint.strip():
@@ -92,7 +92,7 @@ def respond(
                 reply["answer"], [Citation(**c) for c in reply["citations"]], reply["refused"], reply["citation_errors"]
             )
         else:
-            llm = None if mode == "Papers only" else client_for(endpoint, model, temperature, max_tokens)
+            llm = None if mode == "Papers only" else client_for(endpoint, model, temperature, MAX_TOKENS)
             pieces: queue.Queue = queue.Queue()
             outcome: dict[str, Any] = {}
 
@@ -156,8 +156,8 @@ def open_paper(upload: str | None, arxiv_id: str) -> tuple[str, str | None, list
     try:
         if upload:
             source = str(checked_upload(upload))
-        elif ARXIV_VERSIONED.match((arxiv_id or "").strip().removeprefix("arXiv:")):
-            source = arxiv_id.strip().removeprefix("arXiv:")
+        elif bare_arxiv_id(arxiv_id or ""):
+            source = bare_arxiv_id(arxiv_id)
         else:
             raise PlraError("upload a PDF or give an arXiv id such as 2304.11406")
         return card_markdown(paper_reader(source).card(lang="en")), source, []
@@ -174,8 +174,7 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
     try:
         if source is None:
             raise PlraError("open a paper first (upload a PDF or give an arXiv id, then press Read)")
-        max_tokens = int(os.environ.get("PLRA_APP_MAX_TOKENS", "320"))
-        llm = None if answer_mode == "Passages only" else client_for(endpoint, model, temperature, max_tokens)
+        llm = None if answer_mode == "Passages only" else client_for(endpoint, model, temperature, MAX_TOKENS)
         result = paper_reader(source).ask(question, llm=llm)
         reply = result.answer + "".join(f"\n\n_(removed {e['cited']}: {e['reason']})_" for e in result.citation_errors)
     except PlraError as err:

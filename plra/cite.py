@@ -18,7 +18,7 @@ from plra import kb as kb_module
 from plra.errors import PlraError
 from plra.io import write_text_atomic
 from plra.settings import load_knowledge
-from plra.types import IncomingPaper, Paper
+from plra.types import IncomingPaper, Paper, bare_arxiv_id
 
 JOURNAL_HINTS = re.compile(r"journal|transactions|tacl|tmlr|neurocomputing|political analysis|nature|science", re.I)
 TITLE_STOP = set(
@@ -127,8 +127,9 @@ def lookup(knowledge: kb_module.KnowledgeBase, ids: list[str]) -> list[AnyPaper]
     """The papers for ids (duplicates dropped, order kept); an unknown id is a one-line error naming it."""
     papers: list[AnyPaper] = []
     for raw in ids:
-        arxiv_id = re.sub(r"^(arxiv:|https?://arxiv\.org/(abs|pdf)/)", "", raw.strip(), flags=re.I)
-        arxiv_id = re.sub(r"v\d+$", "", arxiv_id)
+        arxiv_id = bare_arxiv_id(raw)
+        if arxiv_id is None:
+            raise PlraError(f"{raw.strip()!r} is not an arXiv id (e.g. 2304.11406, arXiv:2304.11406v2 or its URL)")
         paper = knowledge.get(arxiv_id)
         if paper is None:
             raise PlraError(f"arXiv:{arxiv_id} is not in the knowledge base: find ids with `plra search` or "

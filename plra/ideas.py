@@ -13,16 +13,15 @@ cites at least two knowledge-base papers after the citation check.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import typer
 
 from plra.errors import PlraError
-from plra.prompts import CONTEXT_HEADER, IDEA_KINDS, IDEA_REWRITE_INSTRUCTIONS, SYSTEM
+from plra.prompts import CONTEXT_HEADER, IDEA_KINDS, IDEA_REWRITE_INSTRUCTIONS, SYSTEM, check_lang
 from plra.rag import Assistant, check_citations
 from plra.types import Paper
-from plra.write import MARKER, short_name
+from plra.write import MARKER, short_name, topic_label
 
 KINDS = ("transfer", "combine", "risk")
 MIN_CITED = 2
@@ -39,8 +38,7 @@ def _ranked(assistant: Assistant, query: str, topic: str | None = None, k: int =
 
 
 def _label(assistant: Assistant, paper: Paper, lang: str) -> str:
-    topic = assistant.knowledge.topics.get(paper.topics[0])
-    return re.split(r"\s*[（(]", getattr(topic, lang, paper.topics[0]))[0].lower() if topic else paper.topics[0]
+    return topic_label(assistant.knowledge, paper.topics[0], lang).lower() or paper.topics[0]
 
 
 def _detail(paper: Paper, fallback: str) -> str:
@@ -57,8 +55,7 @@ def ideas(assistant: Assistant, topic: str, n: int = 5, lang: str = "en", llm=No
     topic = (topic or "").strip()
     if not topic:
         raise PlraError("give a topic, e.g. plra ideas 'memory for personalized assistants'")
-    if lang not in ("en", "zh"):
-        raise PlraError(f"--lang {lang!r}: use en or zh")
+    check_lang(lang)
     if not assistant.in_field(topic):
         raise PlraError(f"{topic!r} does not match the knowledge base's field: rephrase it with the field's terms")
     if n < 1:

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from plra.errors import PlraError
+
+LANGS = ("en", "zh")  # every prompt below has these
+
+
+def check_lang(lang: str) -> str:
+    if lang not in LANGS:
+        raise PlraError(f"--lang {lang!r}: use {' or '.join(LANGS)}")
+    return lang
+
+
 SYSTEM = {
     "en": (
         "You are PLRA, a research assistant for personalized large language models (personalized alignment, "

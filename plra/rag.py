@@ -225,13 +225,17 @@ class LocalModel:
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
         self.max_tokens = max_tokens
 
-    def chat(self, messages: list[dict[str, str]], max_tokens: int | None = None, **_gen: Any) -> str:
+    def _generate_kwargs(self, messages: list[dict[str, str]], max_tokens: int | None) -> dict[str, Any]:
+        """Greedy decoding of the chat-templated messages; the same for chat() and stream()."""
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                     return_dict=True)  # fmt: skip
+        return dict(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False, repetition_penalty=1.1)
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int | None = None, **_gen: Any) -> str:
+        kwargs = self._generate_kwargs(messages, max_tokens)
         with self.torch.no_grad():
-            output = self.model.generate(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False,
-                                         repetition_penalty=1.1)  # fmt: skip
-        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+            output = self.model.generate(**kwargs)
+        return self.tokenizer.decode(output[0, kwargs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None, **_gen: Any) -> Iterator[str]:
         """Pieces of the answer as generate() produces them (a TextIteratorStreamer fed from a thread)."""
@@ -239,11 +243,8 @@ class LocalModel:
 
         from transformers import TextIteratorStreamer
 
-        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                    return_dict=True)  # fmt: skip
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False, repetition_penalty=1.1,
-                      streamer=streamer)  # fmt: skip
+        kwargs = self._generate_kwargs(messages, max_tokens) | {"streamer": streamer}
         thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
         thread.start()
         yield from (piece for piece in streamer if piece)

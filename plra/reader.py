@@ -34,11 +34,12 @@ from plra.prompts import (
     READ_EXTRACTIVE_HEADER,
     READ_SUMMARY_INSTRUCTIONS,
     READ_SYSTEM,
+    check_lang,
 )
 from plra.rag import Assistant, Citation, check_citations, tidy_spacing, with_sources
 from plra.retrieval import is_chinese, tokenize
 from plra.settings import KnowledgeSettings
-from plra.types import ARXIV_VERSIONED, PaperText, Passage
+from plra.types import PaperText, Passage, bare_arxiv_id
 
 PASSAGE_WORDS = 120
 SENTENCE = re.compile(r"(?<=[.!?。！？])\s+")
@@ -89,7 +90,7 @@ def _clean(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.splitlines())
 
 
-def extract(pdf: Path, data: bytes, arxiv_id: str | None, title: str | None) -> PaperText:
+def extract(pdf: Path, digest: str, arxiv_id: str | None, title: str | None) -> PaperText:
     """The text of every page; a one-line error for a file pypdf cannot read or that holds no text."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
@@ -105,7 +106,6 @@ def extract(pdf: Path, data: bytes, arxiv_id: str | None, title: str | None) -> 
     if not any(p.strip() for p in pages):
         raise PlraError(f"{pdf}: no text could be extracted (a scanned PDF? run OCR on it first, e.g. ocrmypdf)")
     first_line = next((line for line in pages[0].splitlines() if len(line) > 8), "") if pages else ""
-    digest = hashlib.sha256(data).hexdigest()
     return PaperText(key=arxiv_id or digest[:16], sha256=digest, title=title or meta_title.strip() or first_line,
                      arxiv_id=arxiv_id, pages=pages)  # fmt: skip
 
@@ -113,7 +113,7 @@ def extract(pdf: Path, data: bytes, arxiv_id: str | None, title: str | None) -> 
 def load_paper(source: str, settings: KnowledgeSettings, title_for: dict[str, str] | None = None) -> PaperText:
     """source: a PDF path or an arXiv id (downloaded once, then read from the cache)."""
     path = Path(source).expanduser()
-    match = ARXIV_VERSIONED.match(re.sub(r"^arxiv:", "", source.strip(), flags=re.I))
+    arxiv_id = bare_arxiv_id(source)
     if path.is_file():
         data = path.read_bytes()
         if not data.startswith(b"%PDF"):
@@ -121,8 +121,7 @@ def load_paper(source: str, settings: KnowledgeSettings, title_for: dict[str, st
         if len(data) > MAX_PDF_BYTES:
             raise PlraError(f"{path} is larger than {MAX_PDF_BYTES >> 20} MB")
         arxiv_id = None
-    elif match:
-        arxiv_id = match.group("id")
+    elif arxiv_id:
         pdf = cache_dir(settings) / arxiv_id.replace("/", "_") / "paper.pdf"
         if not pdf.exists():
             download_pdf(settings, arxiv_id, pdf)
@@ -138,7 +137,7 @@ def load_paper(source: str, settings: KnowledgeSettings, title_for: dict[str, st
                 return text
         except ValueError:
             pass  # an older or damaged cache entry: extract again
-    text = extract(path, data, arxiv_id, (title_for or {}).get(arxiv_id or ""))
+    text = extract(path, digest, arxiv_id, (title_for or {}).get(arxiv_id or ""))
     write_json_atomic(cached, text.model_dump())
     return text
 
@@ -372,8 +371,8 @@ def read_command(
 ) -> None:
     """Read one paper: a reading card (problem, method, data, results, limitations, related papers, terms),
     or, with --ask, an answer that cites pages as (p. N)."""
-    if lang not in (None, "en", "zh"):
-        raise PlraError(f"--lang {lang!r}: use en or zh")
+    if lang is not None:
+        check_lang(lang)
     from plra.rag import model_for
 
     reader = PaperReader.open(source)

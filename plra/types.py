@@ -26,6 +26,12 @@ def id_year(arxiv_id: str) -> int | None:
     return 2000 + int(arxiv_id[:2]) if re.match(r"^\d{4}\.", arxiv_id) else None
 
 
+def bare_arxiv_id(ref: str) -> str | None:
+    """'2304.11406', 'arXiv:2304.11406v2' or an arxiv.org abs/pdf URL -> '2304.11406'; None for anything else."""
+    match = ARXIV_VERSIONED.match(re.sub(r"^(arxiv:|https?://arxiv\.org/(abs|pdf)/)", "", ref.strip(), flags=re.I))
+    return match.group("id") if match else None
+
+
 def arxiv_url(arxiv_id: str) -> str:
     return f"https://arxiv.org/abs/{arxiv_id}"
 

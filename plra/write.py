@@ -27,6 +27,7 @@ from plra.prompts import (
     RELATED_WORK_SENTENCE,
     RELATED_WORK_TITLE,
     RELATED_WORK_TOPIC_OPENING,
+    check_lang,
 )
 from plra.rag import Assistant, build_messages, check_citations
 from plra.types import OutlineTemplate, Paper, SearchHit
@@ -78,6 +79,11 @@ def finding(paper: AnyPaper, lang: str) -> str:
     return text if keep_case else text[:1].lower() + text[1:]
 
 
+def topic_label(knowledge: KnowledgeBase, topic: str, lang: str) -> str:
+    """A taxonomy topic's name without its parenthesised examples; "" for a topic the taxonomy lacks."""
+    return re.split(r"\s*[（(]", getattr(knowledge.topics.get(topic), lang, ""))[0]
+
+
 def template_draft(papers: list[AnyPaper], knowledge: KnowledgeBase, lang: str) -> list[tuple[str, str]]:
     """(topic label, paragraph) per topic: an opening citing the group, then one cited sentence a paper."""
     groups: dict[str, list[AnyPaper]] = {}
@@ -86,8 +92,7 @@ def template_draft(papers: list[AnyPaper], knowledge: KnowledgeBase, lang: str) 
     paragraphs = []
     stop = "。" if lang == "zh" else "."
     for topic, members in groups.items():
-        label = getattr(knowledge.topics.get(topic), lang, "") or ("其他工作" if lang == "zh" else "Other work")
-        label = re.split(r"\s*[（(]", label)[0]
+        label = topic_label(knowledge, topic, lang) or ("其他工作" if lang == "zh" else "Other work")
         cites = " ".join(f"[arXiv:{p.arxiv_id}]" for p in members)
         sentences = [RELATED_WORK_TOPIC_OPENING[lang].format(label=label).rstrip(stop) + f" {cites}{stop}"]
         for i, paper in enumerate(members):
@@ -151,8 +156,7 @@ def related_work(assistant: Assistant, topic: str, ids: list[str] | None = None,
     """A related-work draft on topic: text in the style, the checked draft, the cited ids and their BibTeX."""
     if style not in STYLES:
         raise PlraError(f"--style {style!r} is not known: use one of {', '.join(STYLES)}")
-    if lang not in ("en", "zh"):
-        raise PlraError(f"--lang {lang!r}: use en or zh")
+    check_lang(lang)
     knowledge = assistant.knowledge
     papers = topic_papers(assistant, topic, ids, k)
     paragraphs, dropped, from_model, errors = [], 0, False, []
@@ -268,8 +272,7 @@ def outline_command(
     as_json: bool = typer.Option(False, "--json", help="one JSON object"),
 ) -> None:
     """A paper outline from the field's template: what each section argues and which papers it cites."""
-    if lang not in ("en", "zh"):
-        raise PlraError(f"--lang {lang!r}: use en or zh")
+    check_lang(lang)
     result = outline(Assistant(), topic, lang)
     text = outline_markdown(result)
     _write_out(out, "outline.md", text, result["bibtex"])
