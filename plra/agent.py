@@ -182,6 +182,11 @@ def build_tools(assistant, retrieved: dict[str, tuple[str, int]]) -> list:
 def make_llm(client, keep_roles: bool):
     _, _, _, _, BaseAPIModel, _, _ = _lagent()
 
+    def budget(gen: dict) -> int:
+        # Lagent asks for 512 new tokens by default; the client's own budget (the profile's) caps it so
+        # a slow CPU server is never asked for more than its timeout allows.
+        return min(gen.get("max_new_tokens", 512), client.settings.max_tokens)
+
     class PlraAPI(BaseAPIModel):
         """A Lagent model on plra.llm: the one client with timeouts, bounded retries and SSE streaming."""
 
@@ -189,18 +194,19 @@ def make_llm(client, keep_roles: bool):
             super().__init__(model_type="internlm" if keep_roles else "openai", query_per_second=100, retry=0)
 
         def chat(self, inputs, **gen):
-            return client.chat(to_openai(inputs, keep_roles), max_tokens=gen.get("max_new_tokens", 512))
+            return client.chat(to_openai(inputs, keep_roles), max_tokens=budget(gen))
 
         def stream_chat(self, inputs, **gen):
             text = ""
-            for piece in client.stream(to_openai(inputs, keep_roles), max_tokens=gen.get("max_new_tokens", 512)):
+            for piece in client.stream(to_openai(inputs, keep_roles), max_tokens=budget(gen)):
                 text += piece
                 yield 1, text, None  # (state, text so far, tool info), the shape Lagent's agents expect
 
     return PlraAPI()
 
 
-def run(question: str, endpoint: str, max_turns: int = 4) -> dict[str, Any]:
+def run(question: str, endpoint: str, max_turns: int = 4, client=None) -> dict[str, Any]:
+    """The agent's answer; `client` (a plra.llm.LLMClient) sets timeouts and the token budget."""
     from plra.llm import LLMClient
     from plra.rag import Assistant, check_citations, with_sources
 
@@ -212,7 +218,7 @@ def run(question: str, endpoint: str, max_turns: int = 4) -> dict[str, Any]:
     if not assistant.in_field(question):
         result = assistant.ask(question)
         return {"answer": result.answer, "refused": True, "citations": [], "citation_errors": [], "steps": []}
-    client = LLMClient.from_url(endpoint, max_tokens=256, temperature=0.2)
+    client = client or LLMClient.from_url(endpoint, max_tokens=256, temperature=0.2)
     keep_roles = "internlm" in client.model.lower()
     prompts = yaml.safe_load(PROMPTS.read_text(encoding="utf-8"))
     retrieved: dict[str, tuple[str, int]] = {}

@@ -181,6 +181,40 @@ def setup(names: list[str] | None = None, root: Path = REPO_ROOT) -> dict[str, f
     return timings
 
 
+# Commands the tests need from the system, and the Debian package of each: the browser tests drive
+# Debian's chromium (a browser a test tool downloads for itself cannot be fetched here).
+SYSTEM_PACKAGES = {"chromium": "chromium"}
+
+
+def ensure_system_packages(
+    packages: dict[str, str] = SYSTEM_PACKAGES,
+    apt_get: str | None = None,
+    is_root: bool | None = None,
+    path: str | None = None,
+) -> list[str]:
+    """Install the missing system packages with apt-get where we are root; else say, in one line each,
+    what to run. Returns the lines to show (empty when everything is there). Never fails setup: only
+    the browser tests need these, and they name the fix again."""
+    missing = {cmd: pkg for cmd, pkg in packages.items() if not shutil.which(cmd, path=path)}
+    if not missing:
+        return []
+    apt_get = apt_get or shutil.which("apt-get", path=path)
+    is_root = os.geteuid() == 0 if is_root is None else is_root
+    names = " ".join(sorted(set(missing.values())))
+    if not (apt_get and is_root):
+        how = f"sudo apt-get install -y {names}" if apt_get else f"install {names} with your system's package manager"
+        return [f"[system] {', '.join(missing)} missing (the browser tests need it): run `{how}`"]
+    print(f"[system] installing {names} with apt-get", flush=True)
+    quiet = {"DEBIAN_FRONTEND": "noninteractive"}
+    for argv in ([apt_get, "update", "-qq"], [apt_get, "install", "-y", "-qq", *sorted(set(missing.values()))]):
+        done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **quiet}, timeout=1800)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            return [f"[system] `{' '.join(argv[1:3])}` failed ({tail[0][:200]}): install {names} by hand"]
+    still = [cmd for cmd in missing if not shutil.which(cmd, path=path)]
+    return [f"[system] apt-get ran but {', '.join(still)} is still not on PATH"] if still else []
+
+
 def _env_vars(name: str, root: Path, extra: dict[str, str] | None) -> dict[str, str]:
     venv = venv_dir(name, root)
     env = dict(os.environ)
@@ -269,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlraError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    for line in ensure_system_packages() if not args.names else []:
+        print(line, file=sys.stderr)
     summary = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
     print(f"setup done in {time.monotonic() - start:.1f} s ({summary})")
     return 0

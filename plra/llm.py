@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from plra.envs import REPO_ROOT
 from plra.errors import PlraError
+from plra.settings import ProfileSettings
 
 SERVE_STATE_DIR = REPO_ROOT / ".plra" / "serve"
 PROBE_TIMEOUT_S = 1.0
@@ -27,10 +28,19 @@ class LLMSettings:
     base_url: str
     model: str | None = None  # None: the model `plra serve` recorded, else the first of /v1/models
     api_key: str = "plra"  # local servers accept any key; the SDK insists on one
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # the allowance for reading the prompt and the first token
     max_retries: int = 2
     temperature: float = 0.2
     max_tokens: int = 512
+    seconds_per_token: float = 0.0  # added to timeout_s for each token asked for (slow CPU servers)
+
+    def timeout_for(self, max_tokens: int) -> float:
+        """The wait for one request: a budget of many tokens on a slow server needs time in proportion."""
+        return self.timeout_s + self.seconds_per_token * max_tokens
+
+
+class LLMTimeout(PlraError):
+    """The server took longer than the request's timeout (a caller may retry with a smaller budget)."""
 
 
 def normalize_base_url(url: str) -> str:
@@ -81,6 +91,19 @@ class LLMClient:
     def from_url(cls, url: str, **overrides: Any) -> LLMClient:
         return cls(LLMSettings(base_url=url, **overrides))
 
+    @classmethod
+    def for_profile(cls, url: str, profile: ProfileSettings, **overrides: Any) -> LLMClient:
+        """A client whose timeouts and token budget are the profile's (a CPU profile waits longer)."""
+        settings = {
+            # The SDK would repeat a timed-out request with the same budget, tripling the wait on a slow
+            # CPU while the server still works on the abandoned one; callers retry with less instead.
+            "max_retries": 0,
+            "timeout_s": profile.client_timeout_s,
+            "seconds_per_token": profile.client_seconds_per_token,
+            "max_tokens": profile.answer_max_tokens,
+        }
+        return cls(LLMSettings(base_url=url, **(settings | overrides)))
+
     def models(self) -> list[str]:
         probe(self.base_url)
         return [m.id for m in self._call(self.client.models.list).data]
@@ -93,11 +116,12 @@ class LLMClient:
                 raise PlraError(f"the server at {self.base_url} lists no model: pass the model name")
         return self._model
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn, *args, timeout: float | None = None, **kwargs):
+        timeout = timeout or self.settings.timeout_s
         try:
-            return fn(*args, **kwargs)
+            return fn(*args, timeout=timeout, **kwargs)
         except self._openai.APITimeoutError:
-            raise PlraError(f"{self.base_url} did not answer within {self.settings.timeout_s:.0f} s") from None
+            raise LLMTimeout(f"{self.base_url} did not answer within {timeout:.0f} s") from None
         except self._openai.APIConnectionError as err:
             raise PlraError(f"lost the connection to {self.base_url}: {err}") from None
         except self._openai.APIStatusError as err:
@@ -105,14 +129,16 @@ class LLMClient:
 
     def _request(self, messages: list[dict[str, str]], stream: bool, **gen: Any):
         probe(self.base_url)
+        max_tokens = gen.pop("max_tokens", None) or self.settings.max_tokens
         params = {
             "model": self.model,
             "messages": messages,
             "temperature": gen.pop("temperature", self.settings.temperature),
-            "max_tokens": gen.pop("max_tokens", self.settings.max_tokens),
+            "max_tokens": max_tokens,
             **gen,
         }
-        return self._call(self.client.chat.completions.create, stream=stream, **params)
+        timeout = self.settings.timeout_for(max_tokens)
+        return self._call(self.client.chat.completions.create, stream=stream, timeout=timeout, **params)
 
     def chat(self, messages: list[dict[str, str]], **gen: Any) -> str:
         """The whole answer at once."""
@@ -126,6 +152,8 @@ class LLMClient:
             for chunk in chunks:
                 if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
+        except self._openai.APITimeoutError:
+            raise LLMTimeout(f"the stream from {self.base_url} stalled past the request's timeout") from None
         except self._openai.APIError as err:
             raise PlraError(f"the stream from {self.base_url} broke off: {err}") from None
 

@@ -198,11 +198,15 @@ class Pipeline:
         return {"report": summary.get("dir"), "table": headline, "plot": "eval.png"}
 
     def _agent_argv(self) -> list[str]:
-        return ["python", "-m", "plra.pipeline_smoke", f"http://127.0.0.1:{self.port}/v1", *SMOKE_QUESTIONS]
+        url = f"http://127.0.0.1:{self.port}/v1"
+        return ["python", "-m", "plra.pipeline_smoke", url, self.profile.name, *SMOKE_QUESTIONS]
 
     def _collect_agent(self, log: Path) -> dict[str, Any]:
         result = self._last_json(log)
-        return {"examples": result.get("examples", []), "agent": result.get("agent")}
+        answers = [*result.get("examples", []), *([result["agent"]] if result.get("agent") else [])]
+        failed = sum(1 for a in answers if a.get("error"))
+        return {"examples": result.get("examples", []), "agent": result.get("agent"),
+                "answered": f"{len(answers) - failed}/{len(answers)}"}  # fmt: skip
 
     # -- running
     def run(self) -> dict[str, Any]:
@@ -306,6 +310,16 @@ def plot_losses(losses: list[list[float]], path: Path) -> None:
     plt.close(fig)
 
 
+def example_text(example: dict[str, Any]) -> str:
+    """An example answer, or why there is none; a retry with a smaller budget is said too."""
+    if example.get("error"):
+        tries = ", ".join(str(a["max_tokens"]) for a in example.get("attempts", []))
+        return f"**No answer** (tried with {tries} new tokens): {example['error']}"
+    retried = example.get("attempts")
+    note = f"\n\n_(answered on a retry with {example['max_tokens']} new tokens: {retried[0]['error']})_"
+    return example["answer"] + (note if retried else "")
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# PLRA pipeline — profile `{report['profile']}`",
@@ -340,11 +354,13 @@ def markdown(report: dict[str, Any]) -> str:
     if report["stages"].get("train", {}).get("plot"):
         lines += ["", "## Training loss", "", "![loss](train_loss.png)"]
     for example in report["stages"].get("agent", {}).get("examples", []):
-        lines += ["", f"## Q: {example['question']}", "", example["answer"]]
+        lines += ["", f"## Q: {example['question']}", "", example_text(example)]
     agent = report["stages"].get("agent", {}).get("agent")
-    if agent:
+    if agent and agent.get("error"):
+        lines += ["", "## Agent", "", example_text(agent)]
+    elif agent:
         tools = ", ".join(agent["agent_tools"]) or "none"
-        lines += ["", f"## Agent (tools called: {tools}; fallback: {agent['fallback']})", "", agent["answer"]]
+        lines += ["", f"## Agent (tools called: {tools}; fallback: {agent['fallback']})", "", example_text(agent)]
     return "\n".join(lines) + "\n"
 
 

@@ -56,6 +56,11 @@ class ProfileSettings(BaseModel):
     eval_limit: int | None = None
     eval_batch_size: int = 8
     eval_max_out_len: int = 256
+    # How long a client waits for the served model: a fixed allowance for the prompt plus one per new
+    # token, so a slow CPU gets time in proportion to what it is asked to write (see plra.llm).
+    client_timeout_s: float = 120.0
+    client_seconds_per_token: float = 0.0
+    answer_max_tokens: int = 512  # example answers and the agent's turns in the pipeline's last stage
 
     @property
     def is_embedded(self) -> bool:

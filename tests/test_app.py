@@ -29,7 +29,7 @@ ARGS = [
 @pytest.fixture(scope="module")
 def app_url():
     if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian chromium is missing: `apt-get install chromium` (.ci/run does it)")
+        pytest.fail("chromium is missing: `make setup` installs it as root, else run `sudo apt-get install chromium`")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -135,3 +135,30 @@ def test_ctrl_c_stops_the_stage_it_started(tmp_path):
     parent.wait(timeout=20)
     time.sleep(0.5)
     assert subprocess.run(["kill", "-0", str(child_pid)], capture_output=True).returncode != 0
+
+
+def fake_apt_get(folder: Path, installs: bool) -> Path:
+    """An apt-get that records its arguments and, when told to, 'installs' a chromium into the same folder."""
+    script = folder / "apt-get"
+    make = f'\nif [ "$1" = install ]; then printf "#!/bin/sh\\n" > {folder}/chromium; chmod +x {folder}/chromium; fi'
+    script.write_text(f'#!/bin/sh\necho "$@" >> {folder}/calls{make if installs else ""}\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_setup_installs_chromium_with_apt_get_as_root(tmp_path):
+    apt = fake_apt_get(tmp_path, installs=True)
+    lines = envs.ensure_system_packages(apt_get=str(apt), is_root=True, path=str(tmp_path))
+    assert lines == [] and (tmp_path / "chromium").exists()
+    assert (tmp_path / "calls").read_text().splitlines() == ["update -qq", "install -y -qq chromium"]
+    again = envs.ensure_system_packages(apt_get=str(apt), is_root=True, path=str(tmp_path))
+    assert again == [] and len((tmp_path / "calls").read_text().splitlines()) == 2  # nothing to do twice
+
+
+def test_setup_says_what_to_run_without_root_and_when_apt_get_does_not_help(tmp_path):
+    apt = fake_apt_get(tmp_path, installs=False)
+    [line] = envs.ensure_system_packages(apt_get=str(apt), is_root=False, path=str(tmp_path))
+    assert "chromium missing" in line and "sudo apt-get install -y chromium" in line
+    assert not (tmp_path / "calls").exists()  # nothing was run without root
+    [line] = envs.ensure_system_packages(apt_get=str(apt), is_root=True, path=str(tmp_path))
+    assert "still not on PATH" in line

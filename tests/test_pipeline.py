@@ -1,10 +1,15 @@
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 
 from plra.envs import REPO_ROOT
-from plra.pipeline import STAGES
+from plra.pipeline import SMOKE_QUESTIONS, STAGES, markdown
 from tests.conftest import free_port, run_plra
+from tests.openai_fixture import ScriptedOpenAI
 
 SMALL = {"PLRA_CALIB_SAMPLES": "16", "PLRA_CALIB_SEQLEN": "128"}
 
@@ -56,3 +61,57 @@ def test_tiny_pipeline_end_to_end_then_resumes():
     second = json.loads((REPO_ROOT / "reports" / "pipeline" / "latest" / "report.json").read_text())
     assert second["stages"]["train"]["status"] == "skipped" and second["stages"]["data"]["status"] == "skipped"
     assert second["stages"]["serve"]["status"] == "ok"  # the server always starts fresh
+
+
+def slow_unless_short(seconds: float, max_tokens: int, text: str):
+    """A model that takes `seconds` to answer any request for more than `max_tokens` new tokens."""
+
+    def reply(request: dict) -> str:
+        if request["max_tokens"] > max_tokens:
+            time.sleep(seconds)
+        return text
+
+    return reply
+
+
+def run_smoke(url: str, env: dict[str, str]):
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    argv = [sys.executable, "-m", "plra.pipeline_smoke", url, "tiny", SMOKE_QUESTIONS[0]]
+    done = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=REPO_ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+ANSWER = "LaMP benchmarks personalization [arXiv:2304.11406]."
+# A one-second allowance for a 40-token answer.
+TIGHT = {"PLRA_CLIENT_TIMEOUT_S": "1", "PLRA_ANSWER_MAX_TOKENS": "40", "PLRA_CLIENT_SECONDS_PER_TOKEN": "0"}
+
+
+def test_a_slow_answer_is_retried_once_with_half_the_budget(isolated_config):
+    with ScriptedOpenAI([slow_unless_short(2.5, 20, ANSWER)] * 20) as server:
+        result = run_smoke(server.url, TIGHT)
+    example = result["examples"][0]
+    assert example["max_tokens"] == 20 and "did not answer within 1 s" in example["attempts"][0]["error"]
+    assert example["citations"] == ["2304.11406"]
+    assert result["agent"]["max_tokens"] == 20  # the agent's turns are capped by the same budget
+    requested = {r["max_tokens"] for r in server.requests}
+    assert requested <= {40, 20}, requested  # Lagent's default of 512 new tokens never reaches the server
+
+
+def test_the_timeout_grows_with_the_token_budget(isolated_config):
+    # 1 s + 0.1 s x 40 tokens = 5 s: the same slow model now answers at the first try.
+    with ScriptedOpenAI([slow_unless_short(2.5, 20, ANSWER)] * 20) as server:
+        result = run_smoke(server.url, TIGHT | {"PLRA_CLIENT_SECONDS_PER_TOKEN": "0.1"})
+    example = result["examples"][0]
+    assert example["max_tokens"] == 40 and example["attempts"] == []
+
+
+def test_an_answer_that_never_comes_is_reported_not_fatal(isolated_config):
+    with ScriptedOpenAI([slow_unless_short(2.5, 0, ANSWER)] * 20) as server:
+        result = run_smoke(server.url, TIGHT)
+    example = result["examples"][0]
+    assert [a["max_tokens"] for a in example["attempts"]] == [40, 20] and "within 1 s" in example["error"]
+    stage = {"status": "ok", "duration_s": 1.0, "examples": result["examples"], "agent": result["agent"]}
+    report = {"profile": "tiny", "started": "now", "duration_s": 1.0, "status": "ok", "stages": {"agent": stage}}
+    text = markdown(report)
+    assert "**No answer** (tried with 40, 20 new tokens)" in text and text.count("**No answer**") == 2
