@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from plra.conversation import standalone
 from plra.errors import PlraError
 from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir
 from plra.types import bare_arxiv_id
@@ -64,6 +65,8 @@ def sources_markdown(result: AskResult) -> str:
     read = [f"- [{c.title}]({c.url}) ({c.year})" for c in result.passages if c not in result.citations]
     errors = [f"- removed arXiv:{e['cited']}: {e['reason']}" for e in result.citation_errors]
     parts = ["**Sources cited**", *(cited or ["_none_"])]
+    if result.rewrite != "none":
+        parts = [f"_Understood as: {result.query}_", "", *parts]
     if read:
         parts += ["", "**Also retrieved from the knowledge base**", *read]
     if errors:
@@ -71,15 +74,29 @@ def sources_markdown(result: AskResult) -> str:
     return "\n".join(parts)
 
 
+def plain_history(history: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The chat's messages as text-only OpenAI messages (Gradio may hold a message as a list of parts)."""
+    plain = []
+    for message in history or []:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if isinstance(content, str) and message.get("role") in ("user", "assistant") and content.strip():
+            plain.append({"role": message["role"], "content": content})
+    return plain
+
+
 def respond(
     message: str, history: list[dict[str, str]], mode: str, endpoint: str, model: str, temperature: float
 ) -> Iterator[tuple[list[dict[str, str]], str, str]]:
-    """Answer into the chat; yields (history, cleared input box, sources panel)."""
+    """Answer into the chat, as a follow-up of the turns before it; yields (history, cleared input box,
+    sources panel)."""
     message = (message or "").strip()[:MAX_INPUT_CHARS]
     history = list(history or [])[-2 * MAX_HISTORY_TURNS :]
     if not message:
         yield history, "", ""
         return
+    earlier = plain_history(history)
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     try:
         if mode == "Agent":
@@ -87,7 +104,8 @@ def respond(
                 raise PlraError("the agent needs a served model: set the endpoint in Settings (`plra serve`)")
             from plra import agent
 
-            reply = agent.run(message, endpoint.strip())
+            standalone_question = standalone(message, earlier, assistant().name_index).question
+            reply = agent.run(standalone_question, endpoint.strip())
             result = AskResult(
                 reply["answer"], [Citation(**c) for c in reply["citations"]], reply["refused"], reply["citation_errors"]
             )
@@ -98,7 +116,7 @@ def respond(
 
             def work() -> None:
                 try:
-                    outcome["result"] = assistant().ask(message, llm=llm, k=4, on_token=pieces.put)
+                    outcome["result"] = assistant().ask(message, llm=llm, k=4, on_token=pieces.put, history=earlier)
                 except PlraError as err:
                     outcome["error"] = err
                 finally:
@@ -175,7 +193,9 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
         if source is None:
             raise PlraError("open a paper first (upload a PDF or give an arXiv id, then press Read)")
         llm = None if answer_mode == "Passages only" else client_for(endpoint, model, temperature, MAX_TOKENS)
-        result = paper_reader(source).ask(question, llm=llm)
+        # "And compared with Mem0?": names from earlier turns travel with the question to the reader.
+        standalone_question = standalone(question, plain_history(history), assistant().name_index).question
+        result = paper_reader(source).ask(standalone_question, llm=llm)
         reply = result.answer + "".join(f"\n\n_(removed {e['cited']}: {e['reason']})_" for e in result.citation_errors)
     except PlraError as err:
         reply = f"⚠️ {err}"
@@ -288,7 +308,7 @@ def build_ui():
                 value="Ask",
                 label="Mode",
                 elem_id="mode",
-                info="Papers only: instant answers listing the top papers and their findings, no model",
+                info="Papers only: instant answers composed from the knowledge base, cited, no model",
             )
             chatbot = gr.Chatbot(label="PLRA", height=420, elem_id="chatbot")
             box = gr.Textbox(placeholder="Ask a question…", show_label=False, submit_btn="Send", elem_id="question")

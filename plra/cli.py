@@ -12,6 +12,7 @@ import typer
 from plra import __version__, envs
 from plra.agent import agent_command
 from plra.cite import cite_command
+from plra.conversation import chat_command
 from plra.data.build import data_app
 from plra.errors import PlraError
 from plra.evaluate import eval_command as bench_eval_command
@@ -44,6 +45,7 @@ app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
 app.command("eval")(bench_eval_command)
 app.command("ask")(ask_command)
+app.command("chat")(chat_command)
 app.command("pipeline")(pipeline_command)
 app.command("agent")(agent_command)
 app.command("read")(read_command)

@@ -352,3 +352,119 @@ IDEA_REWRITE_INSTRUCTIONS = {
     ),
     "zh": "请把下面的研究设想改写成研究计划中一段有说服力的中文段落。保留所有 [arXiv:编号] 引用，不要加入其他论文。",
 }
+
+# Rewriting a follow-up into a standalone question before retrieval (plra.conversation).
+REWRITE_INSTRUCTIONS = {
+    "en": (
+        "Rewrite the last question of this conversation so that it can be understood without the conversation: "
+        "replace words like 'it', 'that paper' or 'they' with the names of the papers or terms they refer to, and "
+        "keep arXiv ids as [arXiv:ID]. Answer with the rewritten question only, on one line.\n\n"
+        "Conversation:\n{history}\n\nLast question: {question}"
+    ),
+    "zh": (
+        "请把这段对话中的最后一个问题改写成无需上下文也能理解的独立问题：把“它”“这篇论文”“他们”等指代词换成所指的论文名或术语，"
+        "arXiv 编号保留为 [arXiv:编号]。只输出改写后的问题，写成一行。\n\n对话：\n{history}\n\n最后一个问题：{question}"
+    ),
+}
+
+# Sentences of the composer (plra.compose): answers written from the knowledge base without a model.
+COMPOSE: dict[str, dict[str, object]] = {
+    "definition": {"en": "{term}: {definition} {cite}", "zh": "{term}：{definition}{cite}"},
+    "first_finding": {"en": "{name} {cite} finds that {finding}.", "zh": "{name} {cite} 的研究表明：{finding}。"},
+    "also_finding": {"en": "{name} {cite} also reports that {finding}.", "zh": "{name} {cite} 同样指出：{finding}。"},
+    "other_finding": {"en": "In {name} {cite}, {finding}.", "zh": "在 {name} {cite} 中，{finding}。"},
+    "contrast": {
+        "en": "Work from another angle differs: {name} {cite} shows that {finding}.",
+        "zh": "另一类工作的思路不同：{name} {cite} 表明，{finding}。",
+    },
+    "compare_header": {
+        "en": ["paper", "method", "data", "metric", "finding"],
+        "zh": ["论文", "方法", "数据", "指标", "结论"],
+    },
+    "compare_intro": {
+        "en": "Here is how {names} compare, from the knowledge base.",
+        "zh": "下面根据知识库比较 {names}。",
+    },
+    "compare_common": {
+        "en": "{a} and {b} both belong to {topic} and both report {metrics} {cites}.",
+        "zh": "{a} 与 {b} 同属“{topic}”方向，且都报告了 {metrics} {cites}。",
+    },
+    "compare_topic": {
+        "en": "{a} and {b} both belong to {topic} {cites}.",
+        "zh": "{a} 与 {b} 同属“{topic}”方向{cites}。",
+    },
+    "compare_metrics": {
+        "en": "{a} and {b} both report {metrics} {cites}.",
+        "zh": "{a} 与 {b} 都报告了 {metrics} {cites}。",
+    },
+    "compare_differ": {
+        "en": "They differ in what they show: {a} {a_cite}: {a_finding}; {b} {b_cite}: {b_finding}.",
+        "zh": "二者的结论各有侧重：{a} {a_cite}：{a_finding}；{b} {b_cite}：{b_finding}。",
+    },
+    "paper_lead": {"en": '"{title}" ({venue}, {year}) {cite}.', "zh": "《{title}》（{venue}，{year}）{cite}。"},
+    "paper_finding": {"en": "It finds that {finding} {cite}.", "zh": "{finding}{cite}。"},
+    "paper_methods": {"en": "Methods: {values} {cite}.", "zh": "方法：{values}{cite}。"},
+    "paper_data": {"en": "Data: {values} {cite}.", "zh": "数据：{values}{cite}。"},
+    "paper_metrics": {"en": "Metrics: {values} {cite}.", "zh": "指标：{values}{cite}。"},
+    "paper_related": {"en": "Related work in the knowledge base: {names}.", "zh": "知识库中的相关工作：{names}。"},
+    "list_intro": {
+        "en": "The {n} papers of the knowledge base that fit best:",
+        "zh": "知识库中最相关的 {n} 篇论文如下：",
+    },
+    "open_intro": {
+        "en": "The papers point to these open problems.",
+        "zh": "相关论文指出了以下尚待解决的问题。",
+    },
+    "path_intro": {
+        "en": "A reading path that fits you: {title} (for: {audience}). Read in this order:",
+        "zh": "适合你的阅读路线：{title}（适合：{audience}）。建议按以下顺序阅读：",
+    },
+    "nothing": {
+        "en": "The knowledge base has no paper that answers this well.",
+        "zh": "知识库中没有能很好回答这个问题的论文。",
+    },
+    "fallback_note": {
+        "en": "(The model's answer was set aside ({reason}); this answer is composed from the knowledge base.)",
+        "zh": "（模型的回答未被采用（{reason}），以下回答由知识库直接整理。）",
+    },
+    "named_note": {
+        "en": "On {name}, which the question names: {text}",
+        "zh": "关于问题中提到的 {name}：{text}",
+    },
+}
+
+# What a model must write for each intent; it gets the composer's draft as notes to work from.
+PLAN_INSTRUCTIONS: dict[str, dict[str, str]] = {
+    "definition": {
+        "en": "Define the term first in one or two sentences, then say which papers study it and what they found.",
+        "zh": "先用一两句话给出术语的定义，再说明哪些论文研究了它以及它们的发现。",
+    },
+    "compare": {
+        "en": "Compare the named papers: method, data, metric and finding of each, then where they agree and differ.",
+        "zh": "比较问题中的论文：各自的方法、数据、指标与结论，再说明它们的共同点与差异。",
+    },
+    "paper": {
+        "en": "Describe this paper: its problem, method, data and main findings.",
+        "zh": "介绍这篇论文：研究问题、方法、数据和主要结论。",
+    },
+    "list": {
+        "en": "List the papers that answer the question, one sentence each on what they offer.",
+        "zh": "列出能回答问题的论文，每篇用一句话说明其贡献。",
+    },
+    "newcomer": {
+        "en": "Give the reading path in order, with why each paper is the next step for this reader.",
+        "zh": "按顺序给出阅读路线，并说明每篇论文为什么适合作为这位读者的下一步。",
+    },
+    "open_question": {
+        "en": "Name the open problems the papers show, each with the paper that shows it.",
+        "zh": "指出论文揭示的开放问题，每个问题注明出处论文。",
+    },
+    "general": {
+        "en": "Answer in prose: what the papers agree on and where they differ.",
+        "zh": "用连贯的段落回答：论文的共识是什么、分歧在哪里。",
+    },
+}
+PLAN_NOTES_HEADER = {
+    "en": "Notes from the knowledge base (facts you may use; keep their citations):",
+    "zh": "知识库笔记（可使用其中的事实，并保留引用）：",
+}

@@ -21,15 +21,30 @@ from typing import Any
 
 import typer
 
+from plra import compose, intents
 from plra import kb as kb_module
+from plra.compose import Plan
+from plra.conversation import check_history, load_history, recent_turns, standalone
 from plra.errors import PlraError
 from plra.io import read_jsonl, write_json_atomic
-from plra.prompts import ANSWER_INSTRUCTIONS, CONTEXT_HEADER, NO_LLM_HEADER, REFUSAL, SCOPE, SOURCES_HEADER, SYSTEM
+from plra.names import NameIndex
+from plra.prompts import (
+    ANSWER_INSTRUCTIONS,
+    COMPOSE,
+    CONTEXT_HEADER,
+    NO_LLM_HEADER,
+    PLAN_NOTES_HEADER,
+    REFUSAL,
+    SCOPE,
+    SOURCES_HEADER,
+    SYSTEM,
+)
 from plra.retrieval import SearchIndex, is_chinese, open_index, tokenize
 from plra.settings import KnowledgeSettings, load_knowledge
 from plra.types import arxiv_url
 
 CITED = re.compile(r"(?:\"([^\"]{8,200})\"\s*)?\[?arXiv:\s*(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?\]?")
+STOP_STRINGS = ["<|im_end|>", "\nuser\n", "\nUser:", "\nQuestion:", "\n问题："]
 DEFAULT_THRESHOLD = (4.0, 0.75)  # used until `plra ask --calibrate` has written refusal.json
 
 
@@ -49,6 +64,10 @@ class AskResult:
     citation_errors: list[dict[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     passages: list[Citation] = field(default_factory=list)  # what retrieval put in the prompt (for UIs)
+    query: str = ""  # the standalone question retrieval saw (a follow-up rewritten with its history)
+    rewrite: str = "none"  # how it was rewritten: "none", "rule" or "llm"
+    intent: str = "general"  # the answer plan used (plra.intents)
+    fallback: str | None = None  # why a model's answer gave way to the composer's
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,6 +93,20 @@ def field_signal(question: str, index: SearchIndex, names: list[str]) -> Signal:
     lowered = question.lower()
     named = any(re.search(rf"(?<![a-z]){re.escape(n)}(?![a-z])", lowered) for n in names)
     return (float(scores.max()) if len(scores) else 0.0), coverage, named
+
+
+def field_words(settings: KnowledgeSettings) -> list[str]:
+    """The field's own words (`scope.yaml`), lower-cased, both languages; none when the file is absent."""
+    import yaml
+
+    path = settings.field_dir / "scope.yaml"
+    if not path.exists():
+        return []
+    try:
+        words = yaml.safe_load(path.read_text(encoding="utf-8"))["field_words"]
+        return [w.lower() for lang in words.values() for w in lang]
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
+        raise PlraError(f"{path}: field_words must map en/zh to lists of words ({err})") from None
 
 
 def refusal_path(settings: KnowledgeSettings) -> Path:
@@ -105,39 +138,69 @@ def _refuse(signal: Signal, t: tuple[float, float]) -> bool:
     return score < t[0] and coverage < t[1] and not named
 
 
-def _fit(signals: list[Signal], out_of_field: list[bool]) -> tuple[float, float]:
+Feature = tuple[Signal, bool | None]  # the BM25 signal, and the scope rules' verdict (None: no verdict)
+
+
+def _decide(feature: Feature, t: tuple[float, float]) -> bool:
+    """Refuse? The scope rules decide where they speak; the fitted threshold decides the rest."""
+    signal, override = feature
+    return (not override) if override is not None else _refuse(signal, t)
+
+
+def _fit(features: list[Feature], out_of_field: list[bool]) -> tuple[float, float]:
     """The (score, coverage) pair with the best F1; ties go to the lowest thresholds (refuse less)."""
+    signals = [f[0] for f in features]
     scores = [*sorted({s[0] for s in signals}), max((s[0] for s in signals), default=0) + 1]
     coverages = [*sorted({s[1] for s in signals}), 1.01]
     pairs = [(a, b) for a in scores for b in coverages]
-    return max(pairs, key=lambda t: (_scores([_refuse(s, t) for s in signals], out_of_field)["f1"], -t[0], -t[1]))
+    return max(pairs, key=lambda t: (_scores([_decide(f, t) for f in features], out_of_field)["f1"], -t[0], -t[1]))
+
+
+def by_kind(kinds: list[str], decisions: list[bool], labels: list[bool]) -> dict[str, dict[str, Any]]:
+    """Per kind of question: how many were refused; for out-of-field kinds also precision, recall and F1 of
+    refusing them against every in-field question (can the rule tell this kind from the field?)."""
+    report: dict[str, dict[str, Any]] = {}
+    in_field = [i for i, label in enumerate(labels) if not label]
+    for kind in dict.fromkeys(kinds):
+        members = [i for i, k in enumerate(kinds) if k == kind]
+        refused = sum(decisions[i] for i in members)
+        entry: dict[str, Any] = {"n": len(members), "refused": refused, "out_of_field": labels[members[0]]}
+        if labels[members[0]]:
+            pool = members + in_field
+            entry |= _scores([decisions[i] for i in pool], [labels[i] for i in pool])
+        report[kind] = entry
+    return report
 
 
 def calibrate(settings: KnowledgeSettings) -> dict[str, Any]:
     """Fit one threshold per language on the shipped sets; report 2-fold cross-validated and in-sample
-    precision, recall and F1 of refusing (all languages pooled)."""
+    precision, recall and F1 of refusing (all languages pooled), and the held-out figures by kind."""
     folder = settings.field_dir / "benchmark"
-    rows = [(r["question"], r["lang"], False) for r in read_jsonl(folder / "in_field.jsonl")]
-    rows += [(r["question"], r["lang"], True) for r in read_jsonl(folder / "out_of_field.jsonl")]
-    index = open_index(settings)
-    names = glossary_names(kb_module.load(settings))
-    signals = [field_signal(q, index, names) for q, _, _ in rows]
-    labels = [label for _, _, label in rows]
+    rows = [(r["question"], r["lang"], False, r.get("kind", "topical")) for r in read_jsonl(folder / "in_field.jsonl")]
+    rows += [
+        (r["question"], r["lang"], True, r.get("kind", "off_topic")) for r in read_jsonl(folder / "out_of_field.jsonl")
+    ]
+    assistant = Assistant(settings)
+    features = [(field_signal(q, assistant.index, assistant.names), assistant.override(q)) for q, *_ in rows]
+    labels = [row[2] for row in rows]
     fitted: dict[str, tuple[float, float]] = {}
     held_out: dict[int, bool] = {}
-    for lang in sorted({lang for _, lang, _ in rows}):
+    for lang in sorted({row[1] for row in rows}):
         members = [i for i, row in enumerate(rows) if row[1] == lang]
         folds = [members[0::2], members[1::2]]
         for test, train in (folds, folds[::-1]):
-            t = _fit([signals[i] for i in train], [labels[i] for i in train])
-            held_out |= {i: _refuse(signals[i], t) for i in test}
-        fitted[lang] = _fit([signals[i] for i in members], [labels[i] for i in members])
-    in_sample = [_refuse(signals[i], fitted[rows[i][1]]) for i in range(len(rows))]
+            t = _fit([features[i] for i in train], [labels[i] for i in train])
+            held_out |= {i: _decide(features[i], t) for i in test}
+        fitted[lang] = _fit([features[i] for i in members], [labels[i] for i in members])
+    in_sample = [_decide(features[i], fitted[rows[i][1]]) for i in range(len(rows))]
+    cross = [held_out[i] for i in range(len(rows))]
     report = {
         "threshold": {lang: {"score": t[0], "coverage": t[1]} for lang, t in fitted.items()},
         "questions": {"in_field": labels.count(False), "out_of_field": labels.count(True)},
-        "cross_validated": _scores([held_out[i] for i in range(len(rows))], labels),
+        "cross_validated": _scores(cross, labels),
         "in_sample": _scores(in_sample, labels),
+        "by_kind": by_kind([row[3] for row in rows], cross, labels),
+        "wrong": [rows[i][0] for i in range(len(rows)) if in_sample[i] != labels[i]],
     }
     write_json_atomic(refusal_path(settings), report)
     return report
@@ -229,7 +292,9 @@ class LocalModel:
         """Greedy decoding of the chat-templated messages; the same for chat() and stream()."""
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                     return_dict=True)  # fmt: skip
-        return dict(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False, repetition_penalty=1.1)
+        # A 135M model loops without a penalty; no 4-gram may repeat, and a new chat turn ends the answer.
+        return dict(**inputs, max_new_tokens=max_tokens or self.max_tokens, do_sample=False, repetition_penalty=1.2,
+                    no_repeat_ngram_size=4, stop_strings=STOP_STRINGS, tokenizer=self.tokenizer)  # fmt: skip
 
     def chat(self, messages: list[dict[str, str]], max_tokens: int | None = None, **_gen: Any) -> str:
         kwargs = self._generate_kwargs(messages, max_tokens)
@@ -270,51 +335,107 @@ def model_for(endpoint: str | None):
 
 
 class Assistant:
-    """Everything `plra ask`, the agent and the app share: the knowledge base, the index, the refusal rule."""
+    """Everything `plra ask`, the agent and the app share: the knowledge base, the index, the names, the
+    refusal rule, the answer plans."""
 
     def __init__(self, settings: KnowledgeSettings | None = None) -> None:
         self.settings = settings or load_knowledge()
         self.knowledge = kb_module.load(self.settings)
         self.index = open_index(self.settings, self.knowledge)
         self.names = glossary_names(self.knowledge)
+        self.name_index = NameIndex(self.knowledge)
+        self.field_words = field_words(self.settings)
         self.thresholds = thresholds(self.settings)
+
+    def override(self, question: str) -> bool | None:
+        """The scope rules (plra.intents) that come before the fitted threshold."""
+        lowered = question.lower()
+        field_word = any(w in lowered for w in self.field_words) or bool(self.name_index.terms_in(question))
+        return intents.scope_override(question, len(self.name_index.papers(question)), field_word)
 
     def in_field(self, question: str) -> bool:
         lang = "zh" if is_chinese(question) else "en"
-        return not _refuse(field_signal(question, self.index, self.names), self.thresholds[lang])
+        return not _decide((field_signal(question, self.index, self.names), self.override(question)),
+                           self.thresholds[lang])  # fmt: skip
+
+    def plan(self, question: str, query: str, lang: str, k: int) -> Plan:
+        """The answer plan: intent, then the papers it needs (named papers first, always)."""
+        named = self.name_index.papers(query)
+        terms = self.name_index.terms_in(query)
+        kind = intents.intent(question, len(named), len(terms))
+        if kind == "definition" and not terms:
+            kind = "general"
+        term = terms[0] if terms else None
+        path = compose.pick_path(self.knowledge.paths, question, lang) if kind == "newcomer" else None
+        ranked = [h.arxiv_id for h in self.index.search(query, k=k + len(named))]
+        if kind == "newcomer" and path:
+            papers = [s.arxiv_id for s in path.steps]
+        elif kind == "definition" and term:
+            papers = list(dict.fromkeys([*term.papers, *ranked]))[:k]
+        else:
+            papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]
+        papers = [p for p in papers if self.knowledge.get(p)]
+        return Plan(kind, lang, papers, named, term, path)
 
     def ask(self, question: str, llm=None, k: int = 5, on_token: Callable[[str], None] | None = None,
-            extra_sources: dict[str, tuple[str, int]] | None = None) -> AskResult:  # fmt: skip
-        """Answer one question; llm=None gives the extractive answer (no model)."""
+            extra_sources: dict[str, tuple[str, int]] | None = None,
+            history: list[dict[str, str]] | None = None) -> AskResult:  # fmt: skip
+        """Answer one question, a follow-up when `history` (OpenAI messages) is given; llm=None: the
+        composer's answer (no model)."""
         start = time.monotonic()
         question = question.strip()
         if not question:
             raise PlraError("the question is empty")
         lang = "zh" if is_chinese(question) else "en"
-        if not self.in_field(question):
-            return AskResult(REFUSAL[lang].format(scope=SCOPE[lang]), refused=True,
+        rewritten = standalone(question, check_history(history or []), self.name_index, llm)
+        query = rewritten.question
+        if not self.in_field(query):
+            return AskResult(REFUSAL[lang].format(scope=SCOPE[lang]), refused=True, query=query,
+                             rewrite=rewritten.method,
                              timings={"total_ms": round(1000 * (time.monotonic() - start), 1)})  # fmt: skip
-        hits = self.index.search(question, k=k)
+        plan = self.plan(question, query, lang, k)
+        hits = [self.index.hit(p) for p in plan.papers]
         retrieved = time.monotonic()
+        draft = compose.compose(plan, self.knowledge, self.name_index, query)
+        fallback = None
         if llm is None:
-            raw = extractive_answer(hits, self.knowledge, lang)
+            text, citations, errors = check_citations(draft, self.knowledge, extra_sources or {})
         else:
-            messages = build_messages(question, hits, self.knowledge, lang)
+            notes = f"{PLAN_NOTES_HEADER[lang]}\n{draft}\n\n{compose.plan_instructions(plan)}"
+            messages = build_messages(query, hits, self.knowledge, lang, instructions=notes)
+            messages[1:1] = recent_turns(check_history(history or []))
             pieces = []
             for piece in llm.stream(messages):
                 pieces.append(piece)
                 if on_token:
                     on_token(piece)
             raw = "".join(pieces)
+            text, citations, errors = check_citations(raw, self.knowledge, extra_sources or {})
+            fallback = compose.degenerate(text, question, len(citations))
+            if fallback:
+                raw = COMPOSE["fallback_note"][lang].format(reason=fallback) + "\n\n" + draft
+            else:
+                raw += self._named_notes(raw, plan, query, lang)
+            text, citations, errors = check_citations(raw, self.knowledge, extra_sources or {})
         generated = time.monotonic()
-        text, citations, errors = check_citations(raw, self.knowledge, extra_sources or {})
         timings = {
             "retrieval_ms": round(1000 * (retrieved - start), 1),
             "generation_ms": round(1000 * (generated - retrieved), 1),
             "total_ms": round(1000 * (time.monotonic() - start), 1),
         }
         passages = [Citation(h.arxiv_id, h.title, h.year, arxiv_url(h.arxiv_id)) for h in hits]
-        return AskResult(with_sources(text, citations, lang), citations, False, errors, timings, passages)
+        return AskResult(with_sources(text, citations, lang), citations, False, errors, timings, passages,
+                         query=query, rewrite=rewritten.method, intent=plan.intent, fallback=fallback)  # fmt: skip
+
+    def _named_notes(self, raw: str, plan: Plan, query: str, lang: str) -> str:
+        """A sentence for each paper the question names that the model's answer does not cite."""
+        cited = {m.group(2) for m in CITED.finditer(raw)}
+        notes = []
+        for pid in (p for p in plan.named if p not in cited and p in self.knowledge.papers):
+            said = compose.best_finding(self.knowledge.papers[pid], query, lang)
+            name = self.name_index.display_name(pid)
+            notes.append(COMPOSE["named_note"][lang].format(name=name, text=f"{said} [arXiv:{pid}]"))
+        return "".join(f"\n\n{n}" for n in notes)
 
 
 def ask_command(
@@ -330,6 +451,12 @@ def ask_command(
     ),
     k: int = typer.Option(5, "--k", "-k", help="knowledge-base passages in the prompt"),
     calibrate_flag: bool = typer.Option(False, "--calibrate", help="fit the refusal threshold and report P/R/F1"),
+    history_file: Path = typer.Option(
+        None,
+        "--history",
+        help="earlier turns: a JSON list of OpenAI messages ({role, content}); the question "
+        "is then a follow-up, rewritten into a standalone one before retrieval (shown as 'query' in --json)",
+    ),
 ) -> None:
     """Answer a question about personalized LLMs with checked, numbered citations."""
     if calibrate_flag:
@@ -343,13 +470,17 @@ def ask_command(
         typer.echo(f"refusal thresholds {shown} on {report['questions']}")
         typer.echo(f"2-fold cross-validated: precision {cv['precision']}, recall {cv['recall']}, F1 {cv['f1']}")
         typer.echo(f"in-sample:              precision {ins['precision']}, recall {ins['recall']}, F1 {ins['f1']}")
+        for kind, entry in report["by_kind"].items():
+            scores = f", P {entry['precision']} R {entry['recall']} F1 {entry['f1']}" if entry["out_of_field"] else ""
+            typer.echo(f"  {kind:12s} {entry['refused']}/{entry['n']} refused{scores}")
         return
     if not question:
         raise PlraError('give a question, e.g. plra ask "What is pluralistic alignment?"')
     assistant = Assistant()
     llm = None if no_llm else model_for(endpoint)
     on_token = (lambda piece: typer.echo(piece, nl=False)) if stream and not as_json else None
-    result = assistant.ask(question, llm=llm, k=k, on_token=on_token)
+    history = load_history(history_file) if history_file else None
+    result = assistant.ask(question, llm=llm, k=k, on_token=on_token, history=history)
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return

@@ -258,6 +258,15 @@ class SearchIndex:
             for i in best
         ]
 
+    def hit(self, arxiv_id: str) -> SearchHit:
+        """One paper as a search hit, for a paper chosen by name or by a reading path rather than by rank."""
+        i = next((i for i, d in enumerate(self.docs) if d.arxiv_id == arxiv_id), None)
+        if i is None:
+            raise PlraError(f"arXiv:{arxiv_id} is not in the index: run `plra kb validate`")
+        doc = self.docs[i]
+        return SearchHit(arxiv_id=doc.arxiv_id, title=doc.title, year=doc.year, score=0.0,
+                         snippet=snippet(doc, set(), False), curated=doc.curated)  # fmt: skip
+
 
 def index_dir(settings: KnowledgeSettings) -> Path:
     return settings.field_dir / ".index"

@@ -143,6 +143,7 @@ class GlossaryTerm(BaseModel):
 
     term: str = Field(min_length=2)
     aliases: list[str] = []
+    names_zh: list[str] = []  # the Chinese names of the term, so a question in Chinese finds its entry
     en: str = Field(min_length=20)
     zh: str = Field(min_length=10)
     papers: list[str] = []

@@ -92,6 +92,22 @@ def test_out_of_field_question_is_refused_in_the_browser(page):
 
 
 @pytest.mark.slow
+def test_a_follow_up_in_the_chat_cites_the_paper_of_the_earlier_turn(page):
+    memgpt = "a[href='https://arxiv.org/abs/2310.08560']"
+    page.locator("#mode label").filter(has_text="Papers only").first.click()  # a composed answer: known content
+    page.fill("#question textarea", "What did MemGPT find?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#sources {memgpt}", timeout=240_000)
+    page.fill("#question textarea", "Which datasets did they evaluate it on?")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#sources').innerText.includes('Understood as')", timeout=240_000)
+    sources = page.locator("#sources")
+    assert "MemGPT [arXiv:2310.08560]" in sources.inner_text()  # the standalone question the answer used
+    assert sources.locator(memgpt).count() >= 1
+    assert "Multi-Session Chat" in page.locator("#chatbot").inner_text()  # MemGPT's own data, from its entry
+
+
+@pytest.mark.slow
 def test_papers_tab_searches_the_knowledge_base(page):
     page.get_by_role("tab", name="Papers").click()
     page.fill("#paper-query textarea", "role-play character agents")

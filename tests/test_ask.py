@@ -53,16 +53,20 @@ def test_refusal_outside_the_field_in_both_languages(assistant):
     assert not assistant.ask("如何评估大模型的个性化能力？").refused
 
 
-def test_no_llm_json_answer_is_extractive_and_cited():
+def test_no_llm_json_answer_is_composed_prose_with_citations():
     result = run_plra("ask", "Which papers study memory for long-term dialogue?", "--no-llm", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"answer", "citations", "refused", "citation_errors", "timings"}
+    assert set(data) == {"answer", "citations", "refused", "citation_errors", "timings", "query", "rewrite",
+                         "intent", "fallback"}  # fmt: skip
     assert not data["refused"] and len(data["citations"]) == 5 and data["citation_errors"] == []
     assert set(data["citations"][0]) == {"arxiv_id", "title", "year", "url"}
-    assert "[1]" in data["answer"] and data["citations"][0]["title"] in data["answer"]
+    assert data["intent"] == "list" and data["query"] == "Which papers study memory for long-term dialogue?"
+    body = data["answer"].split("\n\nSources:")[0]
+    assert "[1]" in body and "[5]" in body and not body.lstrip().startswith("-")
     chinese = json.loads(run_plra("ask", "角色扮演智能体如何评测人格一致性？", "--no-llm", "--json").stdout)
-    assert "知识库中最相关的论文" in chinese["answer"]
+    body = chinese["answer"].split("参考文献：")[0]
+    assert "[1]" in body and "。" in body and "\n- " not in body  # sentences, not a list
 
 
 def test_calibration_reports_precision_recall_f1(tmp_path, monkeypatch, isolated_config):
@@ -73,9 +77,12 @@ def test_calibration_reports_precision_recall_f1(tmp_path, monkeypatch, isolated
     result = run_plra("ask", "--calibrate", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["questions"] == {"in_field": 90, "out_of_field": 90}
+    assert report["questions"] == {"in_field": 122, "out_of_field": 115}
     assert report["cross_validated"]["f1"] >= 0.85 and report["in_sample"]["precision"] >= 0.9
     assert set(report["threshold"]) == {"en", "zh"}
+    kinds = report["by_kind"]
+    assert set(kinds) == {"topical", "newcomer", "meta", "off_topic", "near_miss"}
+    assert kinds["newcomer"]["refused"] <= 2 and kinds["near_miss"]["recall"] >= 0.8
     assert json.loads((target / "benchmark" / "refusal.json").read_text()) == report
 
 
