@@ -89,7 +89,7 @@ def carried_names(history: list[dict[str, str]], names: NameIndex) -> tuple[list
         answered = names.papers(answer.split("\n\nSources:")[0].split("\n\n参考文献：")[0])[:1]
         papers += [p for p in (asked or answered) if p not in papers]
         terms += [t.term for t in names.terms_in(message["content"]) if t.term not in terms]
-    return papers[:MAX_CARRIED], terms[:2]
+    return papers[:MAX_CARRIED], terms[:1]  # the term the last turn was about comes first in it
 
 
 def rule_rewrite(question: str, history: list[dict[str, str]], names: NameIndex) -> Standalone:

@@ -175,10 +175,6 @@ ANSWER_INSTRUCTIONS = {
     "zh": "请只依据以上资料用中文回答下面的问题。每个关于论文的论断后用 [arXiv:编号] 标注出处，"
     "不要引用资料之外的论文；资料不足以回答时请直接说明。",
 }
-NO_LLM_HEADER = {
-    "en": "The most relevant papers in the knowledge base and what they found:",
-    "zh": "知识库中最相关的论文及其主要发现：",
-}
 SOURCES_HEADER = {"en": "Sources:", "zh": "参考文献："}
 REFUSAL = {
     "en": "That question is outside what I cover, so I would rather not guess. {scope}",

@@ -32,7 +32,6 @@ from plra.prompts import (
     ANSWER_INSTRUCTIONS,
     COMPOSE,
     CONTEXT_HEADER,
-    NO_LLM_HEADER,
     PLAN_NOTES_HEADER,
     REFUSAL,
     SCOPE,
@@ -172,16 +171,18 @@ def by_kind(kinds: list[str], decisions: list[bool], labels: list[bool]) -> dict
     return report
 
 
-def calibrate(settings: KnowledgeSettings) -> dict[str, Any]:
+def calibrate(settings: KnowledgeSettings, rules: bool = True, write: bool = True) -> dict[str, Any]:
     """Fit one threshold per language on the shipped sets; report 2-fold cross-validated and in-sample
-    precision, recall and F1 of refusing (all languages pooled), and the held-out figures by kind."""
+    precision, recall and F1 of refusing (all languages pooled), and the held-out figures by kind.
+    rules=False: the BM25 threshold alone, without the scope rules (what a benchmark compares against)."""
     folder = settings.field_dir / "benchmark"
     rows = [(r["question"], r["lang"], False, r.get("kind", "topical")) for r in read_jsonl(folder / "in_field.jsonl")]
     rows += [
         (r["question"], r["lang"], True, r.get("kind", "off_topic")) for r in read_jsonl(folder / "out_of_field.jsonl")
     ]
     assistant = Assistant(settings)
-    features = [(field_signal(q, assistant.index, assistant.names), assistant.override(q)) for q, *_ in rows]
+    features = [(field_signal(q, assistant.index, assistant.names), assistant.override(q) if rules else None)
+                for q, *_ in rows]  # fmt: skip
     labels = [row[2] for row in rows]
     fitted: dict[str, tuple[float, float]] = {}
     held_out: dict[int, bool] = {}
@@ -202,7 +203,8 @@ def calibrate(settings: KnowledgeSettings) -> dict[str, Any]:
         "by_kind": by_kind([row[3] for row in rows], cross, labels),
         "wrong": [rows[i][0] for i in range(len(rows)) if in_sample[i] != labels[i]],
     }
-    write_json_atomic(refusal_path(settings), report)
+    if write:
+        write_json_atomic(refusal_path(settings), report)
     return report
 
 
@@ -261,19 +263,6 @@ def build_messages(
         {"role": "system", "content": SYSTEM[lang]},
         {"role": "user", "content": f"{context}\n\n{instructions or ANSWER_INSTRUCTIONS[lang]}\n\n{question}"},
     ]
-
-
-def extractive_answer(hits, knowledge: kb_module.KnowledgeBase, lang: str) -> str:
-    """--no-llm: the top papers and what they found, cited; instant and never invented."""
-    lines = [NO_LLM_HEADER[lang]]
-    for hit in hits:
-        paper = knowledge.get(hit.arxiv_id)
-        if lang == "zh" and getattr(paper, "summary_zh", ""):
-            finding = re.split(r"(?<=[。！？])", paper.summary_zh)[0]
-        else:
-            finding = paper.key_findings[0] if getattr(paper, "key_findings", None) else hit.snippet
-        lines.append(f"- {hit.title} ({hit.year}) [arXiv:{hit.arxiv_id}]: {finding}")
-    return "\n".join(lines)
 
 
 class LocalModel:
@@ -370,7 +359,7 @@ class Assistant:
         ranked = [h.arxiv_id for h in self.index.search(query, k=k + len(named))]
         if kind == "newcomer" and path:
             papers = [s.arxiv_id for s in path.steps]
-        elif kind == "definition" and term:
+        elif term and not named:  # "which papers study that?": the glossary's papers for the term first
             papers = list(dict.fromkeys([*term.papers, *ranked]))[:k]
         else:
             papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]

@@ -11,25 +11,9 @@ import re
 
 from opencompass.openicl.icl_evaluator import BaseEvaluator
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
+from plra.scoring import covers
+
 ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}")
-COVERED = 0.6  # a key point counts as covered when this share of its content units appears in the answer
-
-
-def content_units(text: str) -> set[str]:
-    """English words of 3+ letters (lower-cased) and Chinese character bigrams."""
-    text = text.lower()
-    units = {w for w in re.findall(r"[a-z0-9][a-z0-9\-]{2,}", text)}
-    for run in re.findall(r"[\u4e00-\u9fff]+", text):
-        units |= {run[i : i + 2] for i in range(max(1, len(run) - 1))}
-    return units
-
-
-def covers(answer: str, key_point: str) -> bool:
-    wanted = content_units(key_point)
-    if not wanted:
-        return False
-    return len(wanted & content_units(answer)) / len(wanted) >= COVERED
 
 
 class KeyPointRecallEvaluator(BaseEvaluator):
