@@ -207,6 +207,7 @@ def make_llm(client, keep_roles: bool):
 
 def run(question: str, endpoint: str, max_turns: int = 4, client=None) -> dict[str, Any]:
     """The agent's answer; `client` (a plra.llm.LLMClient) sets timeouts and the token budget."""
+    from plra.compose import degenerate
     from plra.llm import LLMClient
     from plra.rag import Assistant, check_citations, with_sources
 
@@ -239,9 +240,11 @@ def run(question: str, endpoint: str, max_turns: int = 4, client=None) -> dict[s
         for a in reply.actions
     ]
     finished = reply.state == AgentStatusCode.END or any(a.type == "FinishAction" for a in reply.actions)
-    if not finished:
-        # Small models rarely keep to the tool-calling format; rather than "cannot answer", give the
-        # retrieval-grounded answer through the same model.
+    text, citations, errors = check_citations(reply.response or "", assistant.knowledge, retrieved)
+    if not finished or degenerate(text, question, len(citations)):
+        # Small models rarely keep to the tool-calling format, or end with "Sorry that I cannot answer";
+        # rather than that, the retrieval-grounded answer through the same model (which itself gives way to
+        # the composed answer when the model's is degenerate).
         result = assistant.ask(question, llm=client, k=3, extra_sources=retrieved)
         return {
             "answer": result.answer,
@@ -251,7 +254,6 @@ def run(question: str, endpoint: str, max_turns: int = 4, client=None) -> dict[s
             "citation_errors": result.citation_errors,
             "steps": steps,
         }
-    text, citations, errors = check_citations(reply.response or "", assistant.knowledge, retrieved)
     return {
         "answer": with_sources(text, citations, lang),
         "refused": False,

@@ -14,6 +14,7 @@ from plra.types import GlossaryTerm
 ARXIV_REF = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
 # Short names this short are too often ordinary words ("MAP", "PAL"): they count only as written.
 CASE_SENSITIVE_BELOW = 6
+CJK = r"[\u4e00-\u9fff]"
 
 
 def short_title(title: str) -> str | None:
@@ -25,8 +26,12 @@ def short_title(title: str) -> str | None:
 def _pattern(name: str) -> re.Pattern:
     # Latin names end at a letter/digit boundary; "LaMP" must not match inside "LongLaMP".
     flags = 0 if len(name) < CASE_SENSITIVE_BELOW or re.search(r"[A-Z].*[A-Z]", name) else re.IGNORECASE
-    if re.search(r"[\u4e00-\u9fff]", name):
-        return re.compile(re.escape(name))
+    if re.search(CJK, name):
+        # Chinese writes "KV 缓存" and "KV缓存" alike: a space between scripts is optional either way.
+        parts = re.split(rf"\s+|(?<={CJK})(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?={CJK})", name)
+        # No word boundaries in Chinese: "人设" must not match inside "个人设备" (a personal device).
+        not_after = "(?<!个)" if name.startswith("人") else ""
+        return re.compile(not_after + r"\s*".join(re.escape(p) for p in parts if p), flags)
     return re.compile(rf"(?<![A-Za-z0-9-]){re.escape(name)}(?![A-Za-z0-9]|-[A-Za-z])", flags)
 
 

@@ -316,8 +316,10 @@ def example_text(example: dict[str, Any]) -> str:
         tries = ", ".join(str(a["max_tokens"]) for a in example.get("attempts", []))
         return f"**No answer** (tried with {tries} new tokens): {example['error']}"
     retried = example.get("attempts")
-    note = f"\n\n_(answered on a retry with {example['max_tokens']} new tokens: {retried[0]['error']})_"
-    return example["answer"] + (note if retried else "")
+    if not retried:
+        return example["answer"]
+    note = f"answered on a retry with {example['max_tokens']} new tokens: {retried[0]['error']}"
+    return f"{example['answer']}\n\n_({note})_"
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -186,3 +186,12 @@ def test_a_served_model_rewrites_the_follow_up_when_its_rewrite_keeps_the_names(
         dropped = assistant.ask("Which datasets was it evaluated on?", llm=LLMClient.from_url(server.url),
                                 history=history)  # fmt: skip
     assert dropped.rewrite == "rule" and MEMGPT in dropped.query  # a rewrite that lost the paper is not trusted
+
+
+def test_chinese_names_match_with_or_without_a_space_and_not_inside_other_words(assistant):
+    def terms(text: str) -> list[str]:
+        return [t.term for t in assistant.name_index.terms_in(text)]
+
+    assert terms("KV缓存怎么量化？") == terms("KV 缓存怎么量化？") == ["KV cache"]
+    assert terms("什么是人设？") == ["Persona"]
+    assert "Persona" not in terms("在个人设备上部署模型")  # 个人 + 设备, not 人设

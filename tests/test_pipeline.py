@@ -87,6 +87,13 @@ ANSWER = "LaMP benchmarks personalization [arXiv:2304.11406]."
 TIGHT = {"PLRA_CLIENT_TIMEOUT_S": "1", "PLRA_ANSWER_MAX_TOKENS": "40", "PLRA_CLIENT_SECONDS_PER_TOKEN": "0"}
 
 
+def report_of(result: dict) -> str:
+    """The pipeline report's markdown for the smoke stage's result."""
+    stage = {"status": "ok", "duration_s": 1.0, "examples": result["examples"], "agent": result["agent"]}
+    report = {"profile": "tiny", "started": "now", "duration_s": 1.0, "status": "ok", "stages": {"agent": stage}}
+    return markdown(report)
+
+
 def test_a_slow_answer_is_retried_once_with_half_the_budget(isolated_config):
     with ScriptedOpenAI([slow_unless_short(2.5, 20, ANSWER)] * 20) as server:
         result = run_smoke(server.url, TIGHT)
@@ -96,6 +103,7 @@ def test_a_slow_answer_is_retried_once_with_half_the_budget(isolated_config):
     assert result["agent"]["max_tokens"] == 20  # the agent's turns are capped by the same budget
     requested = {r["max_tokens"] for r in server.requests}
     assert requested <= {40, 20}, requested  # Lagent's default of 512 new tokens never reaches the server
+    assert "_(answered on a retry with 20 new tokens: " in report_of(result)
 
 
 def test_the_timeout_grows_with_the_token_budget(isolated_config):
@@ -104,6 +112,8 @@ def test_the_timeout_grows_with_the_token_budget(isolated_config):
         result = run_smoke(server.url, TIGHT | {"PLRA_CLIENT_SECONDS_PER_TOKEN": "0.1"})
     example = result["examples"][0]
     assert example["max_tokens"] == 40 and example["attempts"] == []
+    text = report_of(result)
+    assert "LaMP benchmarks personalization" in text and "retry" not in text and "**No answer**" not in text
 
 
 def test_an_answer_that_never_comes_is_reported_not_fatal(isolated_config):
@@ -111,7 +121,5 @@ def test_an_answer_that_never_comes_is_reported_not_fatal(isolated_config):
         result = run_smoke(server.url, TIGHT)
     example = result["examples"][0]
     assert [a["max_tokens"] for a in example["attempts"]] == [40, 20] and "within 1 s" in example["error"]
-    stage = {"status": "ok", "duration_s": 1.0, "examples": result["examples"], "agent": result["agent"]}
-    report = {"profile": "tiny", "started": "now", "duration_s": 1.0, "status": "ok", "stages": {"agent": stage}}
-    text = markdown(report)
+    text = report_of(result)
     assert "**No answer** (tried with 40, 20 new tokens)" in text and text.count("**No answer**") == 2
