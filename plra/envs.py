@@ -42,7 +42,7 @@ ENVS: dict[str, EnvSpec] = {
     "main": EnvSpec(
         "main",
         ".venv",
-        "requirements.txt",
+        "requirements/main.txt",  # the root requirements.txt is the app's alone (OpenXLab installs it)
         ("torch", "torchvision", "transformers", "xtuner", "peft", "lagent", "gradio", "bm25s"),
         install_checkout=True,
     ),

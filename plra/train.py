@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,53 +32,119 @@ GIB = 2**30
 
 @dataclass(frozen=True)
 class ModelShape:
+    """What the memory estimate needs of a model: dense blocks, or MLA attention and a mixture of experts."""
+
     hidden: int
     layers: int
     heads: int
     kv_heads: int
-    intermediate: int
+    intermediate: int  # the dense MLP (of every layer, or of the first `dense_layers` in an MoE model)
     vocab: int
     tied_embeddings: bool = False
+    # Multi-head latent attention (DeepSeek-V2): K and V come from a low-rank latent; 0 = ordinary attention.
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Mixture of experts: every routed expert is held in memory although only `experts_per_token` run.
+    routed_experts: int = 0
+    shared_experts: int = 0
+    experts_per_token: int = 0
+    moe_intermediate: int = 0
+    dense_layers: int = 0  # leading layers with the dense MLP instead of experts (first_k_dense_replace)
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.routed_experts else 0
+
+    def _attention_linears(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of one block's attention projections."""
+        h = self.hidden
+        if self.kv_lora_rank:
+            qk_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
+            if self.q_lora_rank:  # queries through their own low-rank pair
+                q = [(h, self.q_lora_rank), (self.q_lora_rank, self.heads * qk_dim)]
+            else:
+                q = [(h, self.heads * qk_dim)]
+            kv_a = (h, self.kv_lora_rank + self.qk_rope_head_dim)
+            kv_b = (self.kv_lora_rank, self.heads * (self.qk_nope_head_dim + self.v_head_dim))
+            return [*q, kv_a, kv_b, (self.heads * self.v_head_dim, h)]
+        head_dim = h // self.heads
+        return [(h, h), (h, self.kv_heads * head_dim), (h, self.kv_heads * head_dim), (h, h)]
+
+    def _mlp_linears(self, intermediate: int) -> list[tuple[int, int]]:
+        return [(self.hidden, intermediate), (self.hidden, intermediate), (intermediate, self.hidden)]
+
+    def _blocks(self, routed: bool = True) -> list[tuple[int, list[tuple[int, int]]]]:
+        """(how many, linear shapes) for every kind of linear group in the blocks."""
+        dense_mlp_layers = self.layers - self.moe_layers
+        groups = [(self.layers, self._attention_linears()), (dense_mlp_layers, self._mlp_linears(self.intermediate))]
+        if self.moe_layers:
+            # The shared experts are one MLP of shared_experts x moe_intermediate, as in the model's code.
+            groups.append((self.moe_layers, self._mlp_linears(self.shared_experts * self.moe_intermediate)))
+            if routed:
+                groups.append((self.moe_layers * self.routed_experts, self._mlp_linears(self.moe_intermediate)))
+        return groups
 
     @property
     def linear_params(self) -> int:
         """Parameters of the transformer blocks' linear layers (what 4-bit quantization and LoRA act on)."""
-        head_dim = self.hidden // self.heads
-        attn = self.hidden * (self.hidden + 2 * self.kv_heads * head_dim) + self.hidden * self.hidden
-        mlp = 3 * self.hidden * self.intermediate
-        return self.layers * (attn + mlp)
+        return sum(count * sum(i * o for i, o in shapes) for count, shapes in self._blocks())
 
-    def lora_params(self, rank: int) -> int:
-        head_dim = self.hidden // self.heads
-        shapes = [
-            (self.hidden, self.hidden),  # q
-            (self.hidden, self.kv_heads * head_dim),  # k
-            (self.hidden, self.kv_heads * head_dim),  # v
-            (self.hidden, self.hidden),  # o
-            (self.hidden, self.intermediate),  # gate
-            (self.hidden, self.intermediate),  # up
-            (self.intermediate, self.hidden),  # down
-        ]
-        return self.layers * sum(rank * (fan_in + fan_out) for fan_in, fan_out in shapes)
+    @property
+    def router_params(self) -> int:
+        """The experts' gates: plain parameters, no nn.Linear, so bitsandbytes leaves them unquantized."""
+        return self.moe_layers * self.routed_experts * self.hidden
+
+    @property
+    def total_params(self) -> int:
+        embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        return self.linear_params + self.router_params + embeddings
+
+    @property
+    def active_intermediate(self) -> int:
+        """MLP width one token passes through (the recomputed layer's activations scale with it)."""
+        moe = (self.experts_per_token + self.shared_experts) * self.moe_intermediate if self.moe_layers else 0
+        return max(self.intermediate, moe)
+
+    @property
+    def attention_width(self) -> int:
+        """Per-token activations of one attention block, in values."""
+        if self.kv_lora_rank:  # q and k of (nope + rope) per head, v and the output per head, the latent
+            qk = self.heads * (self.qk_nope_head_dim + self.qk_rope_head_dim)
+            return 2 * qk + 2 * self.heads * self.v_head_dim + self.kv_lora_rank + self.qk_rope_head_dim
+        return self.hidden * 4
+
+    def lora_params(self, rank: int, routed_experts: bool = False) -> int:
+        """LoRA parameters on every linear layer of the blocks; routed experts only where the config targets them."""
+        return sum(count * sum(rank * (i + o) for i, o in shapes) for count, shapes in self._blocks(routed_experts))
 
 
-# Shapes of the bases the configs name, so a dry run needs no weights (from each model's config.json).
-KNOWN_SHAPES = {
-    "internlm/internlm2-chat-7b": ModelShape(4096, 32, 32, 8, 14336, 92544),
-    "internlm/internlm2-7b": ModelShape(4096, 32, 32, 8, 14336, 92544),
-    "internlm/internlm2-chat-1_8b": ModelShape(2048, 24, 16, 8, 8192, 92544),
-    "meta-llama/Meta-Llama-3-8B-Instruct": ModelShape(4096, 32, 32, 8, 14336, 128256),
-    "models/smollm2-135m-instruct": ModelShape(576, 30, 9, 3, 1536, 49152, tied_embeddings=True),
-}
+def shape_from_config(cfg: dict[str, Any]) -> ModelShape:
+    """A shape from config.json keys (a local model's file, or a table of plra/model_shapes.toml)."""
+    return ModelShape(
+        cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
+        cfg.get("num_key_value_heads") or cfg["num_attention_heads"], cfg["intermediate_size"], cfg["vocab_size"],
+        bool(cfg.get("tie_word_embeddings", False)),
+        q_lora_rank=cfg.get("q_lora_rank") or 0, kv_lora_rank=cfg.get("kv_lora_rank") or 0,
+        qk_nope_head_dim=cfg.get("qk_nope_head_dim") or 0, qk_rope_head_dim=cfg.get("qk_rope_head_dim") or 0,
+        v_head_dim=cfg.get("v_head_dim") or 0,
+        routed_experts=cfg.get("n_routed_experts") or 0, shared_experts=cfg.get("n_shared_experts") or 0,
+        experts_per_token=cfg.get("num_experts_per_tok") or 0, moe_intermediate=cfg.get("moe_intermediate_size") or 0,
+        dense_layers=cfg.get("first_k_dense_replace") or 0,
+    )  # fmt: skip
 
 
 def shape_from_config_json(path: Path) -> ModelShape:
-    cfg = json.loads(path.read_text())
-    return ModelShape(
-        cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
-        cfg.get("num_key_value_heads", cfg["num_attention_heads"]), cfg["intermediate_size"], cfg["vocab_size"],
-        bool(cfg.get("tie_word_embeddings", False)),
-    )  # fmt: skip
+    return shape_from_config(json.loads(path.read_text()))
+
+
+# Shapes of the bases the configs name, so a dry run needs no weights: a data file, one table per hub id.
+KNOWN_SHAPES_FILE = Path(__file__).parent / "model_shapes.toml"
+KNOWN_SHAPES = {
+    model: shape_from_config(cfg) for model, cfg in tomllib.loads(KNOWN_SHAPES_FILE.read_text("utf-8")).items()
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +159,21 @@ class TrainKnobs:
     batch_size: int
     dpo: bool
     dtype_bytes: int  # compute dtype of activations: 2 for fp16, 4 for fp32
+    lora_routed_experts: bool = False  # LoRA reaches the routed experts too (MoE bases)
+
+
+# A routed expert's projection, as DeepSeek's modeling code names it: whether the config's LoRA targets reach it.
+ROUTED_EXPERT_MODULE = "model.layers.1.mlp.experts.0.down_proj"
+
+
+def lora_targets(target_modules: str | list[str] | None, module: str) -> bool:
+    """Whether peft puts LoRA on `module`: a string is a full-match regex, a list matches name suffixes, and
+    None lets XTuner pick every linear layer."""
+    if target_modules is None:
+        return True
+    if isinstance(target_modules, str):
+        return re.fullmatch(target_modules, module) is not None
+    return any(module == t or module.endswith(f".{t}") for t in target_modules)
 
 
 def read_knobs(config: Path) -> TrainKnobs:
@@ -104,6 +187,7 @@ def read_knobs(config: Path) -> TrainKnobs:
         cfg = Config.fromfile(str(config))
         llm = cfg.model["llm"]
         quant = llm.get("quantization_config") or {}
+        lora = cfg.model.get("lora")
         return TrainKnobs(
             model=str(cfg.get("pretrained_model_name_or_path")),
             quantized_4bit=bool(quant.get("load_in_4bit", False)),
@@ -113,6 +197,7 @@ def read_knobs(config: Path) -> TrainKnobs:
             batch_size=int(cfg.get("batch_size", 1)),
             dpo="DPO" in str(cfg.model["type"]),
             dtype_bytes=2 if "16" in str(llm.get("torch_dtype", "torch.float32")) else 4,
+            lora_routed_experts=bool(lora) and lora_targets(lora.get("target_modules"), ROUTED_EXPERT_MODULE),
         )
 
 
@@ -121,11 +206,16 @@ def estimate_memory(knobs: TrainKnobs, shape: ModelShape) -> dict[str, float]:
 
     - linear weights: 4 bits each plus bitsandbytes' block absmax (1 byte per 64 weights, or with double
       quantization 1 byte per 64 plus 4 bytes per 16,384); unquantized runs keep the load dtype.
-    - embeddings and LM head: peft's k-bit preparation casts every non-4-bit tensor to fp32.
+    - embeddings and LM head: peft's k-bit preparation casts every non-4-bit tensor to fp32 (so are an MoE
+      model's expert gates, which are no nn.Linear).
     - LoRA: fp32 weights, gradients and two Adam moments (16 bytes per parameter).
     - activations with gradient checkpointing: one hidden state per layer, one layer recomputed in full
       (attention scores and MLP), and the fp32 logits with their gradient; DPO scores chosen and rejected.
+      An MoE layer runs each token through its active experts: the MLP width is theirs, and the token copies
+      the experts are fed with (one per active expert, then their weighted outputs) come on top.
     - runtime: CUDA context and allocator slack.
+
+    Every expert counts in the weights (all are held in memory), only the active ones in the activations.
     """
     if knobs.quantized_4bit:
         absmax = (1 / 64 + 4 / (64 * 256)) if knobs.double_quant else (4 / 64)
@@ -134,11 +224,12 @@ def estimate_memory(knobs: TrainKnobs, shape: ModelShape) -> dict[str, float]:
     else:
         linear = shape.linear_params * knobs.dtype_bytes
         embed_bytes = knobs.dtype_bytes
-    embeddings = shape.vocab * shape.hidden * (1 if shape.tied_embeddings else 2) * embed_bytes
-    lora = shape.lora_params(knobs.lora_r) * 16
+    embeddings = (shape.vocab * shape.hidden * (1 if shape.tied_embeddings else 2) + shape.router_params) * embed_bytes
+    lora = shape.lora_params(knobs.lora_r, knobs.lora_routed_experts) * 16
     tokens = knobs.max_length * knobs.batch_size * (2 if knobs.dpo else 1)
     checkpoints = shape.layers * tokens * shape.hidden * 4
-    one_layer = tokens * (shape.intermediate * 3 + shape.hidden * 4) * knobs.dtype_bytes + (
+    dispatch = 2 * shape.experts_per_token * shape.hidden if shape.moe_layers else 0
+    one_layer = tokens * (shape.active_intermediate * 3 + shape.attention_width + dispatch) * knobs.dtype_bytes + (
         knobs.batch_size * shape.heads * knobs.max_length**2 * knobs.dtype_bytes * 2
     )
     logits = tokens * shape.vocab * 4 * 2

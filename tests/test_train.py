@@ -1,4 +1,5 @@
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ def test_the_shipped_configs_exist():
         "internlm2_7b_qlora_plllm_pretrain_e1.py",
         "internlm2_chat_7b_qlora_plllm_dpo_e1.py",
         "llama3_8b_instruct_qlora_plllm_e3.py",
+        "deepseek_v2_lite_chat_qlora_plllm_e3.py",
         "smollm2_135m_instruct_lora_plllm_e3.py",
     } <= names
 
@@ -50,7 +52,13 @@ def test_config_loads_and_reads_what_data_build_writes(config, training_data, mo
     if "qlora" in config.name:
         quant = cfg.model["llm"]["quantization_config"]
         assert quant["load_in_4bit"] and quant["bnb_4bit_quant_type"] == "nf4" and quant["bnb_4bit_use_double_quant"]
-        assert len(cfg.model["lora"]["target_modules"]) >= 5  # every linear layer
+        targets = cfg.model["lora"]["target_modules"]
+        if isinstance(targets, str):  # a regex (MoE): attention and shared experts, never the routed experts
+            assert train.lora_targets(targets, "model.layers.3.self_attn.kv_b_proj")
+            assert train.lora_targets(targets, "model.layers.3.mlp.shared_experts.down_proj")
+            assert not train.lora_targets(targets, train.ROUTED_EXPERT_MODULE)
+        else:
+            assert len(targets) >= 5  # every linear layer
 
 
 def test_7b_qlora_dry_run_fits_8_gib():
@@ -87,6 +95,107 @@ def test_estimate_uses_local_config_json(tiny_model_dir):
     shape = train.shape_from_config_json(tiny_model_dir / "config.json")
     assert shape == train.KNOWN_SHAPES["models/smollm2-135m-instruct"]
     assert 130e6 < shape.linear_params + shape.vocab * shape.hidden < 140e6  # SmolLM2-135M
+
+
+# Parameter counts from the model cards, and (vocabulary, hidden size) for the untied embeddings and head:
+# the rest of the parameters are linear layers that QLoRA holds at 4 bits (plus bitsandbytes' scales).
+MODEL_CARDS = {
+    "llama3-8b": ("meta-llama/Meta-Llama-3-8B-Instruct", 8.03e9, 128256, 4096),
+    "deepseek-v2-lite": ("deepseek-ai/DeepSeek-V2-Lite-Chat", 15.7e9, 102400, 2048),
+}
+
+
+def test_the_known_shapes_match_the_model_cards():
+    for model, params, vocab, hidden in MODEL_CARDS.values():
+        shape = train.KNOWN_SHAPES[model]
+        assert abs(shape.total_params - params) / params < 0.01
+        assert (shape.vocab, shape.hidden) == (vocab, hidden)
+    deepseek = train.KNOWN_SHAPES["deepseek-ai/DeepSeek-V2-Lite-Chat"]
+    assert deepseek.moe_layers == 26 and deepseek.routed_experts == 64 and deepseek.experts_per_token == 6
+    # All experts are held in memory: the quantized weights are those of 15.3B linear parameters, not 2.4B.
+    assert 15.2e9 < deepseek.linear_params < 15.4e9
+    # LoRA on every routed expert would multiply the trainable parameters ~20 times.
+    assert deepseek.lora_params(16, routed_experts=True) > 15 * deepseek.lora_params(16)
+
+
+@pytest.mark.parametrize("profile", sorted(MODEL_CARDS))
+def test_gpu_profile_dry_run_estimates_memory_from_the_parameter_count(profile):
+    result = run_plra("train", "--profile", profile, "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    model, params, vocab, hidden = MODEL_CARDS[profile]
+    assert plan["knobs"]["model"] == model and plan["knobs"]["quantized_4bit"]
+    memory = plan["memory_gib"]
+    linear_gib = (params - 2 * vocab * hidden) / train.GIB
+    assert 0.5 * linear_gib <= memory["weights_4bit"] <= 0.55 * linear_gib  # 4 bits + absmax scales
+    assert 0.95 <= memory["embeddings_and_head"] / (2 * vocab * hidden * 4 / train.GIB) <= 1.05  # fp32
+    assert memory["total"] <= 12.0  # both configs plan for a 12 GB GPU
+    assert memory["total"] == pytest.approx(sum(v for k, v in memory.items() if k != "total"), abs=0.05)
+    if profile == "deepseek-v2-lite":
+        assert 7.0 <= memory["weights_4bit"] <= 7.9  # 4-bit 15.7B model (~7.3-8.5 GB)
+        assert not plan["knobs"]["lora_routed_experts"] and memory["lora_params_grads_adam"] < 0.5
+
+
+# Builds a small DeepSeek-V2 (MLA, routed and shared experts, a dense first layer) from xtuner's copy of the
+# model's code, applies the shipped config's LoRA targets with peft, and runs one training step: the names
+# the regex picks, and the counts the memory estimate uses, are checked against a real model.
+DEEPSEEK_PROBE = """
+import json, sys
+from plra.workers.xtuner_entry import install_triton_ops_standin, restore_removed_transformers_names
+install_triton_ops_standin()
+restore_removed_transformers_names()  # xtuner's DeepSeek-V2 code imports a name transformers 4.48 removed
+import torch
+from mmengine.config import Config
+from peft import LoraConfig, get_peft_model
+from xtuner.model.transformers_models.deepseek_v2 import DeepseekV2Config, DeepseekV2ForCausalLM
+
+lora = Config.fromfile(sys.argv[1]).model["lora"]
+torch.manual_seed(0)
+config = DeepseekV2Config(**json.loads(sys.argv[2]), topk_method="greedy", n_group=1, topk_group=1,
+                          rope_scaling=None, attn_implementation="eager")
+model = DeepseekV2ForCausalLM(config)
+linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not model.lm_head)
+total = sum(p.numel() for name, p in model.named_parameters() if "norm" not in name)
+tuned = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"],
+                                         target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
+targeted = sorted(n.removeprefix("base_model.model.") for n, m in tuned.named_modules() if hasattr(m, "lora_A")
+                  and isinstance(getattr(m, "base_layer", None), torch.nn.Linear))
+trainable = [p for p in tuned.parameters() if p.requires_grad]
+tuned.train()
+ids = torch.randint(0, config.vocab_size, (1, 12))
+tuned(input_ids=ids, labels=ids).loss.backward()
+print(json.dumps({"linear": linear, "total": total, "targeted": targeted, "rank": lora["r"],
+                  "trainable": sum(p.numel() for p in trainable),
+                  "all_grads": all(p.grad is not None for p in trainable)}))
+"""
+
+
+def test_deepseek_lora_targets_and_shape_match_a_real_small_model():
+    small = {
+        "vocab_size": 128, "hidden_size": 64, "intermediate_size": 96, "moe_intermediate_size": 32,
+        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4, "n_shared_experts": 2,
+        "n_routed_experts": 4, "num_experts_per_tok": 2, "kv_lora_rank": 16, "q_lora_rank": None,
+        "qk_rope_head_dim": 8, "v_head_dim": 8, "qk_nope_head_dim": 8, "first_k_dense_replace": 1,
+    }  # fmt: skip
+    config = REPO_ROOT / "xtuner_configs" / "deepseek_v2_lite_chat_qlora_plllm_e3.py"
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    done = subprocess.run([str(python), "-c", DEEPSEEK_PROBE, str(config), json.dumps(small)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    attention = ["kv_a_proj_with_mqa", "kv_b_proj", "o_proj", "q_proj"]
+    mlp = ["down_proj", "gate_proj", "up_proj"]
+    expected = sorted(
+        [f"model.layers.{i}.self_attn.{name}" for i in range(3) for name in attention]
+        + [f"model.layers.0.mlp.{name}" for name in mlp]
+        + [f"model.layers.{i}.mlp.shared_experts.{name}" for i in (1, 2) for name in mlp]
+    )
+    assert probe["targeted"] == expected  # no routed expert, no gate
+    shape = train.shape_from_config(small)
+    assert probe["linear"] == shape.linear_params
+    assert probe["total"] == shape.total_params  # everything but the norms
+    assert probe["trainable"] == shape.lora_params(probe["rank"])
+    assert probe["all_grads"]
 
 
 def answer_loss(model_dir: Path, conversations: list[dict]) -> float:

@@ -9,6 +9,11 @@ installed; triton 3.2+ (the one torch 2.14 brings) no longer has `triton.ops`, s
 layers fails, on CPUs and GPUs alike. Those two functions only tune bitsandbytes' optional int8 triton
 kernels, which QLoRA never calls; a stand-in module that fails loudly if they are ever called lets the
 import succeed. The `xtuner` launcher would also exit 0 after a crash, hence running the modules directly.
+
+Models whose own modeling code runs (trust_remote_code: DeepSeek-V2's, and xtuner's copy of it) import
+`transformers.pytorch_utils.is_torch_greater_or_equal_than_1_13`, which transformers 4.48 (xtuner's pin)
+removed; every torch that xtuner runs with is newer than 1.13, so the name is restored as True. The merge
+step loads the base model without any XTuner config, so this belongs here, not in a config.
 """
 
 from __future__ import annotations
@@ -48,11 +53,23 @@ def install_triton_ops_standin() -> bool:
     return True
 
 
+def restore_removed_transformers_names() -> list[str]:
+    """Put back the names remote modeling code still imports from transformers; the names restored."""
+    import transformers.pytorch_utils as pytorch_utils
+
+    restored = []
+    if not hasattr(pytorch_utils, "is_torch_greater_or_equal_than_1_13"):
+        pytorch_utils.is_torch_greater_or_equal_than_1_13 = True
+        restored.append("is_torch_greater_or_equal_than_1_13")
+    return restored
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in TOOLS:
         sys.exit(f"usage: python -m plra.workers.xtuner_entry {{{','.join(TOOLS)}}} ARGS...")
     tool = TOOLS[sys.argv[1]]
     install_triton_ops_standin()
+    restore_removed_transformers_names()
     sys.argv = [tool, *sys.argv[2:]]
     runpy.run_module(tool, run_name="__main__", alter_sys=True)
 
