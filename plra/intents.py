@@ -112,11 +112,13 @@ LIST = _any(
         r"\blist\b",
         r"\bwhat (benchmarks?|datasets?)\b",
         r"\bbenchmarks? (exist|are there)\b",
+        r"\b(are there|any) (papers?|works?|studies)\b",
         r"\brecommend (some |a few )?(papers?|surveys?|benchmarks?)\b",
         r"\bsurveys? (on|of)\b",
         r"有哪些",
         r"哪些(基准|数据集|论文|方法|综述|工作)",
         r"列出",
+        r"有没有(相关的?)?(论文|工作|研究)",
         r"推荐(一些|几篇)?(论文|综述|基准|资料)",
     ]
 )

@@ -100,6 +100,17 @@ def test_open_questions_cite_the_limits_the_papers_report(assistant):
     assert "open problem" in result.answer.lower() or "challenge" in result.answer.lower()
 
 
+def test_a_question_that_describes_a_paper_cites_it_though_it_names_a_glossary_term(assistant):
+    # "persona" is a glossary term whose own papers are others; the question describes 2402.10811's study.
+    question = "How much does persona prompting actually help LLMs simulate people's annotations or opinions?"
+    assert "2402.10811" in ids(assistant.ask(question))
+    term = next(t for t in assistant.knowledge.glossary if t.term == "Agentic memory")
+    history = [{"role": "user", "content": "What is meant by 'agentic memory'?"},
+               {"role": "assistant", "content": term.en}]  # fmt: skip
+    listed = assistant.ask("Are there papers on that?", history=history)
+    assert listed.intent == "list" and set(term.papers) <= set(ids(listed))  # a list asks for the term's papers
+
+
 def test_a_follow_up_carries_the_paper_of_the_earlier_turn(assistant):
     answer = f"LaMP [arXiv:{LAMP}] is a benchmark. Related: LongLaMP [arXiv:{LONGLAMP}]."
     history = [{"role": "user", "content": "What did LaMP find?"}, {"role": "assistant", "content": answer}]
