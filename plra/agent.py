@@ -74,11 +74,11 @@ def _tool_classes():
             super().__init__(description=description)
 
     class PlraArxivSearch(PlraAction):
-        """Search arXiv for recent papers (title, authors, date, abstract) when the knowledge base lacks them."""
+        """Search arXiv for papers (title, authors, date, abstract) when the knowledge base lacks them."""
 
         @tool_api
         def search(self, query: str, max_results: int = 3) -> dict:
-            """Search arXiv, newest first.
+            """Search arXiv, best match first.
 
             Args:
                 query (str): an arXiv query, e.g. all:personalized AND all:alignment
@@ -88,7 +88,9 @@ def _tool_classes():
                 dict: papers with arxiv_id, title, authors, published, abstract
             """
             try:
-                papers = ArxivClient(self.assistant.settings).search(query, max_results=min(int(max_results), 5))
+                # Best match first: a question wants the papers about it, not the week's newest that mention a word.
+                client = ArxivClient(self.assistant.settings)
+                papers = client.search(query, max_results=min(int(max_results), 5), sort="relevance")
             except PlraError as err:
                 return ActionReturn(errmsg=str(err), state=ActionStatusCode.HTTP_ERROR)
             for p in papers:

@@ -22,7 +22,8 @@ from typing import Any
 
 from plra.conversation import standalone
 from plra.errors import PlraError
-from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir
+from plra.prompts import NOT_REVIEWED
+from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
 from plra.types import bare_arxiv_id
 
 MAX_INPUT_CHARS = 2000
@@ -61,8 +62,11 @@ def client_for(endpoint: str, model: str, temperature: float, max_tokens: int):
 def sources_markdown(result: AskResult) -> str:
     if result.refused:
         return "_No sources: the question is outside the field._"
-    cited = [f"{i}. [{c.title}]({c.url}) ({c.year}), arXiv:{c.arxiv_id}" for i, c in enumerate(result.citations, 1)]
-    read = [f"- [{c.title}]({c.url}) ({c.year})" for c in result.passages if c not in result.citations]
+    # The panel is English; a source nobody has curated yet says so, as it does in the answer's own list.
+    cited = [f"{i}. [{c.title}]({c.url}) ({c.year}), arXiv:{c.arxiv_id}{review_note(c, 'en')}"
+             for i, c in enumerate(result.citations, 1)]  # fmt: skip
+    read = [f"- [{c.title}]({c.url}) ({c.year}){review_note(c, 'en')}" for c in result.passages
+            if c not in result.citations]  # fmt: skip
     errors = [f"- removed arXiv:{e['cited']}: {e['reason']}" for e in result.citation_errors]
     parts = ["**Sources cited**", *(cited or ["_none_"])]
     if result.rewrite != "none":
@@ -253,7 +257,8 @@ def paper_markdown(arxiv_id: str) -> str:
     if paper is None:
         return "_Pick a paper id from the table._"
     if not paper.curated:
-        return f"### {paper.title} ({paper.year})\n_Uncurated, fetched from arXiv._\n\n{paper.source_abstract}"
+        note = f"{NOT_REVIEWED['en'].capitalize()} ({NOT_REVIEWED['zh']}): fetched from arXiv, uncurated."
+        return f"### {paper.title} ({paper.year})\n_{note}_\n\n{paper.source_abstract}"
     findings = "\n".join(f"- {f}" for f in paper.key_findings)
     return (
         f"### [{paper.title}]({paper.url}) ({paper.year})\n{', '.join(paper.authors)}"

@@ -22,6 +22,9 @@ from plra.settings import KnowledgeSettings
 from plra.types import ARXIV_VERSIONED, IncomingPaper, arxiv_url
 
 MAX_RESULTS_CAP = 500
+# `plra kb update` wants what is new (newest first, so --since can stop early); the agent, answering one
+# question, wants what matches it best, whatever its date.
+SORTS = {"date": arxiv.SortCriterion.SubmittedDate, "relevance": arxiv.SortCriterion.Relevance}
 
 
 def split_version(short_id: str) -> tuple[str, int]:
@@ -61,15 +64,20 @@ class ArxivClient:
         session = self.client._session
         session.request = functools.partial(session.request, timeout=settings.arxiv_timeout_s)
 
-    def search(self, query: str, max_results: int = 20, since: datetime.date | None = None) -> list[IncomingPaper]:
-        """Newest papers first for query; raises PlraError (one line) when the API cannot be reached."""
+    def search(
+        self, query: str, max_results: int = 20, since: datetime.date | None = None, sort: str = "date"
+    ) -> list[IncomingPaper]:
+        """Papers for query, newest first (sort="date") or best match first (sort="relevance"); raises
+        PlraError (one line) when the API cannot be reached."""
         if not query.strip():
             raise PlraError("the arXiv query is empty")
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
         max_results = max(1, min(max_results, MAX_RESULTS_CAP))
         search = arxiv.Search(
             query=query,
             max_results=max_results,
-            sort_by=arxiv.SortCriterion.SubmittedDate,
+            sort_by=SORTS[sort],
             sort_order=arxiv.SortOrder.Descending,
         )
         url = self.settings.arxiv_api_url
@@ -78,7 +86,9 @@ class ArxivClient:
                 papers = []
                 for result in self.client.results(search):
                     if since and result.published.date() < since:
-                        break  # sorted newest first: the rest is older still
+                        if sort == "date":
+                            break  # sorted newest first: the rest is older still
+                        continue
                     papers.append(to_incoming(result))
                 return papers
             except requests.exceptions.Timeout:

@@ -16,6 +16,7 @@ import collections
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -224,6 +225,11 @@ def _env_vars(name: str, root: Path, extra: dict[str, str] | None) -> dict[str, 
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(extra or {})
     return env
+
+
+def shell_line(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """A command as one shell line to paste: `VAR=value ... program args`, quoted where needed."""
+    return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()), shlex.join(argv)])
 
 
 def run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from plra.envs import REPO_ROOT
 from plra.errors import PlraError
 from plra.io import read_jsonl_numbered, write_json_atomic, write_text_atomic
 from plra.model import resolve_model_dir
-from plra.settings import ProfileSettings, load_knowledge, load_profile
+from plra.settings import LaunchSettings, ProfileSettings, load_knowledge, load_launch, load_profile
 
 REPORTS = REPO_ROOT / "reports" / "eval"
 SETS = {
@@ -184,11 +185,30 @@ def model_specs(profile: ProfileSettings, names: list[str]) -> list[dict[str, st
     return specs
 
 
-def run(profile: ProfileSettings, models: list[str], variants: list[str], limit: int | None, api: str | None,
-        judge: str | None = None, log=print) -> dict[str, Any]:  # fmt: skip
-    created = time.strftime("%Y%m%d_%H%M%S")
-    run_dir = REPORTS / created
-    counts = prepare(run_dir / "data", limit, variants)
+LOCAL_RUNNER = ("--debug",)  # one process, its output on the terminal and in opencompass.log
+
+
+def runner_args(launch: LaunchSettings, max_num_workers: int | None = None, quotatype: str | None = None) -> list[str]:
+    """How OpenCompass runs its tasks: in this process, or through its own SlurmRunner (one srun per task)."""
+    if launch.launcher != "slurm":
+        if max_num_workers or quotatype:
+            raise PlraError("--max-num-workers and --quotatype are for slurm runs: add --slurm PARTITION")
+        return list(LOCAL_RUNNER)
+    if not launch.partition:
+        raise PlraError("the slurm launcher (PLRA_LAUNCHER, plra.toml [launch]) needs a partition: --slurm PARTITION")
+    # No --debug here: it would make the SlurmRunner submit the tasks one after another.
+    args = ["--slurm", "-p", launch.partition]
+    if max_num_workers:
+        # Shards per dataset and srun jobs at once; OpenCompass 0.5.4 defaults to 1, one job after another.
+        args += ["--max-num-workers", str(max_num_workers)]
+    if quotatype:
+        args += ["-q", quotatype]
+    return args
+
+
+def plan(profile: ProfileSettings, models: list[str], variants: list[str], api: str | None, judge: str | None,
+         run_dir: Path, runner: Sequence[str] = LOCAL_RUNNER, log=print) -> dict[str, Any]:  # fmt: skip
+    """The OpenCompass command of a run in `run_dir`, with its environment, exactly as run() executes it."""
     env = {
         "PLRA_EVAL_DATA": str(run_dir / "data"),
         "PLRA_EVAL_VARIANTS": ",".join(variants),
@@ -223,14 +243,24 @@ def run(profile: ProfileSettings, models: list[str], variants: list[str], limit:
             "PLRA_JUDGE_MODEL": judge_client.model,
             "PLRA_EVAL_TOKENIZER": str(resolve_model_dir(profile)),
         }
-    log(f"[eval] OpenCompass {config.name} on {counts} questions, variants {variants} -> {run_dir}")
-    workdir = run_dir / "opencompass"
-    code = envs.run("eval", ["opencompass", str(config), "-w", str(workdir), "--debug"], cwd=run_dir,
-                    extra_env=env, log_path=run_dir / "opencompass.log")  # fmt: skip
+    argv = ["opencompass", str(config), "-w", str(run_dir / "opencompass"), *runner]
+    # OpenCompass writes tmp/ into its working directory: the run's folder (shared storage under slurm).
+    return {"mode": mode, "config": str(config), "cwd": str(run_dir), "env": env, "argv": argv}
+
+
+def run(profile: ProfileSettings, models: list[str], variants: list[str], limit: int | None, api: str | None,
+        judge: str | None = None, runner: Sequence[str] = LOCAL_RUNNER, log=print) -> dict[str, Any]:  # fmt: skip
+    created = time.strftime("%Y%m%d_%H%M%S")
+    run_dir = REPORTS / created
+    command = plan(profile, models, variants, api, judge, run_dir, runner, log)
+    counts = prepare(run_dir / "data", limit, variants)
+    log(f"[eval] OpenCompass {Path(command['config']).name} on {counts} questions, variants {variants} -> {run_dir}")
+    code = envs.run("eval", command["argv"], cwd=run_dir, extra_env=command["env"],
+                    log_path=run_dir / "opencompass.log")  # fmt: skip
     if code != 0:
         raise PlraError(f"OpenCompass failed (exit {code}); see {run_dir / 'opencompass.log'}", exit_code=code)
-    results = read_summary(workdir)
-    summary = {"created": created, "profile": profile.name, "mode": mode, "questions": counts,
+    results = read_summary(run_dir / "opencompass")
+    summary = {"created": created, "profile": profile.name, "mode": command["mode"], "questions": counts,
                "variants": variants, "results": results, "table": nested(results)}  # fmt: skip
     write_json_atomic(run_dir / "summary.json", summary)
     write_text_atomic(run_dir / "summary.md", markdown(summary))
@@ -267,6 +297,10 @@ def eval_command(
         help="OpenAI-compatible URL of the LLM judge for open questions (default with --api: the served model itself)",
     ),
     compare_runs: tuple[Path, Path] | None = typer.Option(None, "--compare", help="two run folders: print B - A"),
+    slurm: str = typer.Option(None, "--slurm", help="run OpenCompass's tasks on this slurm partition (--slurm -p)"),
+    max_num_workers: int = typer.Option(None, "--max-num-workers", help="slurm jobs at once (OpenCompass default 1)"),
+    quotatype: str = typer.Option(None, "--quotatype", help="slurm quota type (OpenCompass's -q)"),
+    dry_run_flag: bool = typer.Option(False, "--dry-run", help="print the OpenCompass command without running it"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score models on PLLM-Bench with OpenCompass; write reports/eval/<timestamp>/summary.{json,md,png}."""
@@ -285,9 +319,19 @@ def eval_command(
     if variants is None:
         raise PlraError(f"--rag must be on, off or both, not {rag!r}")
     settings = load_profile(profile, {"eval_limit": limit})
-    summary = run(settings, [m.strip() for m in models.split(",") if m.strip()], variants, settings.eval_limit, api,
-                  judge, log=(lambda _m: (typer.echo(_m, err=True) if "warning" in _m else None)) if as_json
-                  else typer.echo)  # fmt: skip
+    launch = load_launch({"launcher": "slurm", "partition": slurm} if slurm else {})
+    runner = runner_args(launch, max_num_workers, quotatype)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    log = (lambda _m: typer.echo(_m, err=True) if "warning" in _m else None) if as_json else typer.echo
+    if dry_run_flag:
+        command = plan(settings, names, variants, api, judge, REPORTS / "<timestamp>", runner, log)
+        if as_json:
+            typer.echo(json.dumps(command))
+            return
+        typer.echo(f"# in {command['cwd']}")
+        typer.echo(envs.shell_line(command["argv"], command["env"]))
+        return
+    summary = run(settings, names, variants, settings.eval_limit, api, judge, runner, log)
     if as_json:
         typer.echo(json.dumps(summary))
         return

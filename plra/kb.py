@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 import yaml
@@ -26,6 +26,9 @@ from plra.errors import PlraError
 from plra.io import write_text_atomic
 from plra.settings import KnowledgeSettings, load_knowledge
 from plra.types import GlossaryTerm, IncomingPaper, Paper, ReadingPath, Topic
+
+if TYPE_CHECKING:
+    from plra.relevance import RelevanceGate
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -233,6 +236,18 @@ def load(settings: KnowledgeSettings | None = None, *, strict: bool = True) -> K
     return kb
 
 
+def field_words(settings: KnowledgeSettings) -> list[str]:
+    """The field's own words (`scope.yaml`), lower-cased, both languages; none when the file is absent."""
+    path = settings.field_dir / "scope.yaml"
+    if not path.exists():
+        return []
+    try:
+        words = yaml.safe_load(path.read_text(encoding="utf-8"))["field_words"]
+        return [w.lower() for lang in words.values() for w in lang]
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
+        raise PlraError(f"{path}: field_words must map en/zh to lists of words ({err})") from None
+
+
 def content_hash(settings: KnowledgeSettings) -> str:
     """A hash of every knowledge-base file: the search index is rebuilt when it changes."""
     digest = hashlib.sha256()
@@ -313,6 +328,10 @@ def show_command(arxiv_id: str, as_json: bool = typer.Option(False, "--json")) -
     typer.echo(f"{paper.title} ({paper.year})  arXiv:{paper.arxiv_id}  {paper.url}")
     typer.echo(", ".join(paper.authors) + (f" — {data.get('venue')}" if data.get("venue") else ""))
     if not paper.curated:
+        if data.get("relevance") is not None:
+            typer.echo(
+                f"relevance to the field {data['relevance']:.2f}, nearest curated paper {data['nearest_curated']}"
+            )
         typer.echo("[uncurated: fetched from arXiv, not reviewed]\n" + data.get("source_abstract", ""))
         return
     typer.echo(f"topics: {', '.join(paper.topics)}\n\n{paper.summary_en}\n\n{paper.summary_zh}\n\nkey findings:")
@@ -357,11 +376,18 @@ def incoming_dir(settings: KnowledgeSettings) -> Path:
     return settings.field_dir / "incoming"
 
 
-def update(settings: KnowledgeSettings, papers: list[IncomingPaper]) -> dict[str, list[str]]:
+def update(
+    settings: KnowledgeSettings,
+    papers: list[IncomingPaper],
+    gate: RelevanceGate | None = None,
+    knowledge: KnowledgeBase | None = None,
+) -> dict[str, list[Any]]:
     """Merge fetched papers into incoming/: new ids land, newer versions replace older ones,
-    curated entries are never touched. Every write is atomic."""
-    knowledge = load(settings, strict=False)
-    outcome: dict[str, list[str]] = {"new": [], "updated": [], "unchanged": [], "curated": []}
+    curated entries are never touched. Every write is atomic. With a gate, a paper to be written must pass it
+    first: "accepted" lists those with their relevance, "rejected" the others with the reason."""
+    knowledge = knowledge or load(settings, strict=False)
+    outcome: dict[str, list[Any]] = {"new": [], "updated": [], "unchanged": [], "curated": [], "accepted": [],
+                                     "rejected": []}  # fmt: skip
     newest: dict[str, IncomingPaper] = {}
     for paper in papers:  # the same paper can come back in several versions: keep the newest
         if paper.arxiv_id not in newest or paper.version > newest[paper.arxiv_id].version:
@@ -374,12 +400,21 @@ def update(settings: KnowledgeSettings, papers: list[IncomingPaper]) -> dict[str
         if known is not None and known.version >= paper.version:
             outcome["unchanged"].append(arxiv_id)
             continue
+        if gate is not None:
+            verdict = gate.check(paper)
+            row = {"arxiv_id": arxiv_id, "version": paper.version, "title": paper.title, **verdict.to_json()}
+            outcome["accepted" if verdict.accepted else "rejected"].append(row)
+            if not verdict.accepted:
+                continue
+            paper = paper.model_copy(update={"relevance": verdict.score, "nearest_curated": verdict.nearest})
         write_entry(incoming_dir(settings) / f"{arxiv_id.replace('/', '_')}.yaml", paper)
         outcome["updated" if known else "new"].append(arxiv_id)
     return outcome
 
 
-INCOMING_ONLY = ("version", "published", "updated", "categories", "source_abstract", "fetched")
+INCOMING_ONLY = (
+    "version", "published", "updated", "categories", "source_abstract", "fetched", "relevance", "nearest_curated"
+)  # fmt: skip
 
 
 def promote(settings: KnowledgeSettings, arxiv_id: str) -> Path:
@@ -424,26 +459,42 @@ def update_command(
     query: str = typer.Option(..., "--query", "-q", help="arXiv query, e.g. 'all:personalized AND all:LLM'"),
     since: str = typer.Option(None, "--since", help="only papers submitted on or after this date (YYYY-MM-DD)"),
     max_results: int = typer.Option(20, "--max", help="at most this many papers"),
+    min_relevance: float = typer.Option(
+        None,
+        "--min-relevance",
+        min=0.0,
+        max=1.0,
+        help="keep only papers this relevant to the field (0-1; default: the min_relevance setting, 0.55; "
+        "0 keeps every paper); the others are reported and logged in incoming/rejected.jsonl",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Fetch new papers from arXiv into incoming/ (uncurated, searchable, never trained on)."""
+    """Fetch new papers from arXiv into incoming/ (uncurated, searchable, never trained on); off-topic ones are
+    rejected with the reason."""
     from plra.arxiv_client import ArxivClient
+    from plra.relevance import RelevanceGate, log_rejected
 
-    settings = load_knowledge()
+    settings = load_knowledge({"min_relevance": min_relevance})
     try:
         since_date = datetime.date.fromisoformat(since) if since else None
     except ValueError:
         raise PlraError(f"--since {since!r} is not a date like 2025-01-31") from None
     papers = ArxivClient(settings).search(query, max_results=max_results, since=since_date)
-    outcome = update(settings, papers)
+    knowledge = load(settings, strict=False)
+    outcome = update(settings, papers, RelevanceGate.open(settings, knowledge), knowledge)
+    log = log_rejected(settings, outcome["rejected"], query) if outcome["rejected"] else None
     if as_json:
-        typer.echo(json.dumps(outcome))
+        typer.echo(json.dumps(outcome, ensure_ascii=False))
         return
     typer.echo(
         f"fetched {len(papers)}: {len(outcome['new'])} new, {len(outcome['updated'])} newer versions, "
-        f"{len(outcome['unchanged'])} unchanged, {len(outcome['curated'])} already curated "
-        f"-> {incoming_dir(settings)}"
+        f"{len(outcome['unchanged'])} unchanged, {len(outcome['curated'])} already curated, "
+        f"{len(outcome['rejected'])} rejected as off-topic -> {incoming_dir(settings)}"
     )
+    for row in outcome["rejected"]:
+        typer.echo(f"  rejected {row['arxiv_id']} {row['title'][:80]!r}: {row['reason']}")
+    if log:
+        typer.echo(f"rejected papers are logged in {log} (rerun with --min-relevance 0 to keep them)")
 
 
 @kb_app.command("promote")

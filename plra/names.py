@@ -23,7 +23,8 @@ def short_title(title: str) -> str | None:
     return head.strip() if sep and 1 <= len(head.split()) <= 3 and len(head.strip()) >= 3 else None
 
 
-def _pattern(name: str) -> re.Pattern:
+def name_pattern(name: str) -> re.Pattern:
+    """Where a name occurs in a text, as a whole name (also what plra.relevance finds field keywords with)."""
     # Latin names end at a letter/digit boundary; "LaMP" must not match inside "LongLaMP".
     flags = 0 if len(name) < CASE_SENSITIVE_BELOW or re.search(r"[A-Z].*[A-Z]", name) else re.IGNORECASE
     if re.search(CJK, name):
@@ -58,7 +59,7 @@ class NameIndex:
                 if len(name) >= 2:
                     names.append(("term", term.term, name))
         names.sort(key=lambda n: len(n[2]), reverse=True)
-        self.patterns = [(kind, key, name, _pattern(name)) for kind, key, name in names]
+        self.patterns = [(kind, key, name, name_pattern(name)) for kind, key, name in names]
 
     def mentions(self, text: str) -> list[Mention]:
         """Papers and terms named in the text, in the order they appear; overlapping names: the longest."""

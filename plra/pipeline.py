@@ -379,7 +379,7 @@ def dry_run(profile: ProfileSettings, limit: int | None, max_iters: int | None) 
         if stage.name == "setup":
             entry["commands"].insert(0, f"{sys.executable} -m plra.envs setup")
         if stage.name == "train":
-            plan = train.dry_run(profile, "sft", None, 1 if profile.device == "cuda" else 0)
+            plan = train.dry_run(profile, "sft", None)  # GPUs and nodes as `plra train` would resolve them
             entry["commands"] += [
                 " ".join(f"{k}={v}" for k, v in c["env"].items()) + " " + " ".join(c["argv"]) for c in plan["commands"]
             ]

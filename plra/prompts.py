@@ -176,6 +176,8 @@ ANSWER_INSTRUCTIONS = {
     "不要引用资料之外的论文；资料不足以回答时请直接说明。",
 }
 SOURCES_HEADER = {"en": "Sources:", "zh": "参考文献："}
+# After a source that is in incoming/ (fetched from arXiv, uncurated) or an arXiv result of this turn.
+NOT_REVIEWED = {"en": "not yet reviewed", "zh": "未审核"}
 REFUSAL = {
     "en": "That question is outside what I cover, so I would rather not guess. {scope}",
     "zh": "这个问题不在我的覆盖范围内，我不想随意猜测。{scope}",

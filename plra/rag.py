@@ -32,6 +32,7 @@ from plra.prompts import (
     ANSWER_INSTRUCTIONS,
     COMPOSE,
     CONTEXT_HEADER,
+    NOT_REVIEWED,
     PLAN_NOTES_HEADER,
     REFUSAL,
     SCOPE,
@@ -53,6 +54,7 @@ class Citation:
     title: str
     year: int
     url: str
+    reviewed: bool = True  # False for a paper nobody has curated yet: one in incoming/, or an arXiv result
 
 
 @dataclass
@@ -86,26 +88,15 @@ Signal = tuple[float, float, bool]  # best BM25 score, share of words the knowle
 
 
 def field_signal(question: str, index: SearchIndex, names: list[str]) -> Signal:
+    """Measured against the curated papers only: an uncurated paper in incoming/ (a bread-baking paper a broad
+    arXiv query brought back) must never make a question about its subject look like the field's."""
+    index = index.curated_only()
     tokens = tokenize(question)
-    scores = index._bm25_scores(tokens)
+    scores = index.bm25_scores(tokens)
     coverage = sum(t in index.vocab for t in tokens) / len(tokens) if tokens else 0.0
     lowered = question.lower()
     named = any(re.search(rf"(?<![a-z]){re.escape(n)}(?![a-z])", lowered) for n in names)
     return (float(scores.max()) if len(scores) else 0.0), coverage, named
-
-
-def field_words(settings: KnowledgeSettings) -> list[str]:
-    """The field's own words (`scope.yaml`), lower-cased, both languages; none when the file is absent."""
-    import yaml
-
-    path = settings.field_dir / "scope.yaml"
-    if not path.exists():
-        return []
-    try:
-        words = yaml.safe_load(path.read_text(encoding="utf-8"))["field_words"]
-        return [w.lower() for lang in words.values() for w in lang]
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
-        raise PlraError(f"{path}: field_words must map en/zh to lists of words ({err})") from None
 
 
 def refusal_path(settings: KnowledgeSettings) -> Path:
@@ -219,6 +210,7 @@ def tidy_spacing(text: str) -> str:
 def check_citations(answer: str, knowledge: kb_module.KnowledgeBase, extra: dict[str, tuple[str, int]]):
     """Replace valid [arXiv:ID] citations with [n]; drop invalid ones. Returns (text, citations, errors)."""
     known = {pid: (p.title, p.year) for pid, p in {**knowledge.incoming, **knowledge.papers}.items()} | extra
+    reviewed = set(knowledge.papers)  # incoming papers and this turn's arXiv results are nobody's reading yet
     order: list[str] = []
     errors: list[dict[str, str]] = []
 
@@ -236,14 +228,21 @@ def check_citations(answer: str, knowledge: kb_module.KnowledgeBase, extra: dict
         return f"{prefix}[{order.index(pid) + 1}]"
 
     text = tidy_spacing(CITED.sub(replace, answer))
-    citations = [Citation(pid, known[pid][0], known[pid][1], arxiv_url(pid)) for pid in order]
+    citations = [Citation(pid, known[pid][0], known[pid][1], arxiv_url(pid), pid in reviewed) for pid in order]
     return text, citations, errors
+
+
+def review_note(citation: Citation, lang: str) -> str:
+    """' [not yet reviewed]' after a source nobody has curated, so a reader weighs it accordingly; else ''."""
+    return "" if citation.reviewed else f" [{NOT_REVIEWED[lang]}]"
 
 
 def with_sources(text: str, citations: list[Citation], lang: str) -> str:
     if not citations:
         return text
-    lines = [f"[{i}] {c.title} ({c.year}), arXiv:{c.arxiv_id}" for i, c in enumerate(citations, 1)]
+    lines = [
+        f"[{i}] {c.title} ({c.year}), arXiv:{c.arxiv_id}{review_note(c, lang)}" for i, c in enumerate(citations, 1)
+    ]
     return f"{text}\n\n{SOURCES_HEADER[lang]}\n" + "\n".join(lines)
 
 
@@ -333,7 +332,7 @@ class Assistant:
         self.index = open_index(self.settings, self.knowledge)
         self.names = glossary_names(self.knowledge)
         self.name_index = NameIndex(self.knowledge)
-        self.field_words = field_words(self.settings)
+        self.field_words = kb_module.field_words(self.settings)
         self.thresholds = thresholds(self.settings)
 
     def override(self, question: str) -> bool | None:
@@ -359,8 +358,11 @@ class Assistant:
         ranked = [h.arxiv_id for h in self.index.search(query, k=k + len(named))]
         if kind == "newcomer" and path:
             papers = [s.arxiv_id for s in path.steps]
-        elif term and not named:  # "which papers study that?": the glossary's papers for the term first
-            papers = list(dict.fromkeys([*term.papers, *ranked]))[:k]
+        elif term and not named:
+            # "Which papers study that?" (a list): the glossary's papers for the term first. Any other question
+            # keeps its best hit first: one that describes a paper's content while naming a term means that paper.
+            lead = [] if kind == "list" else ranked[:1]
+            papers = list(dict.fromkeys([*lead, *term.papers, *ranked]))[:k]
         else:
             papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
@@ -412,7 +414,7 @@ class Assistant:
             "generation_ms": round(1000 * (generated - retrieved), 1),
             "total_ms": round(1000 * (time.monotonic() - start), 1),
         }
-        passages = [Citation(h.arxiv_id, h.title, h.year, arxiv_url(h.arxiv_id)) for h in hits]
+        passages = [Citation(h.arxiv_id, h.title, h.year, arxiv_url(h.arxiv_id), h.curated) for h in hits]
         return AskResult(with_sources(text, citations, lang), citations, False, errors, timings, passages,
                          query=query, rewrite=rewritten.method, intent=plan.intent, fallback=fallback)  # fmt: skip
 

@@ -29,7 +29,7 @@ from plra.types import CJK, IncomingPaper, Paper, SearchHit
 
 MAX_QUERY_CHARS = 2000
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the influence of any single ranker's top ranks
-INDEX_VERSION = 3  # bump when the document text or tokenizer changes
+INDEX_VERSION = 4  # bump when the document text, the tokenizer or the saved files change
 
 TOKEN = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
 # Words that say nothing about which paper is meant (split once at import; kept as text to stay readable).
@@ -150,14 +150,30 @@ class DenseEncoder:
         return np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
 
 
+def _bm25(corpus_tokens: list[list[str]]):
+    import bm25s
+
+    bm25 = bm25s.BM25()
+    bm25.index(corpus_tokens, show_progress=False)
+    return bm25
+
+
 class SearchIndex:
-    def __init__(self, docs: list[Doc], bm25, embeddings: np.ndarray | None = None, encoder=None) -> None:
+    def __init__(
+        self,
+        docs: list[Doc],
+        bm25,
+        embeddings: np.ndarray | None = None,
+        encoder=None,
+        curated: SearchIndex | None = None,
+    ) -> None:
         self.docs = docs
         self.bm25 = bm25
         self.embeddings = embeddings
         self.encoder = encoder
         self.vocab = set(bm25.vocab_dict) if docs else set()
         self.years = np.array([d.year for d in docs])
+        self._curated = curated
 
     @classmethod
     def build(cls, knowledge: kb_module.KnowledgeBase, settings: KnowledgeSettings) -> SearchIndex:
@@ -168,17 +184,27 @@ class SearchIndex:
 
     @classmethod
     def from_docs(cls, docs: list[Doc], encoder: DenseEncoder | None = None) -> SearchIndex:
-        import bm25s
-
-        bm25 = bm25s.BM25()
-        bm25.index([tokenize(d.search_text) for d in docs], show_progress=False)
+        corpus = [tokenize(d.search_text) for d in docs]
         embeddings = encoder.encode([f"{d.title}. {d.text_en}" for d in docs]) if encoder else None
-        return cls(docs, bm25, embeddings, encoder)
+        curated = [i for i, d in enumerate(docs) if d.curated]
+        # The curated papers' own index comes from the same tokens: tokenizing is what building costs.
+        sub = cls([docs[i] for i in curated], _bm25([corpus[i] for i in curated])) if len(curated) < len(docs) else None
+        return cls(docs, _bm25(corpus), embeddings, encoder, sub)
+
+    def curated_only(self) -> SearchIndex:
+        """The same index over the curated papers alone: what decides whether a question or a fetched paper
+        belongs to the field, so that uncurated papers in incoming/ never move that line (their words would
+        otherwise count as the field's, and change the BM25 weights the refusal thresholds were fitted on)."""
+        if self._curated is None and not all(d.curated for d in self.docs):
+            self._curated = SearchIndex.from_docs([d for d in self.docs if d.curated])
+        return self._curated or self
 
     def save(self, folder: Path, content_hash: str, settings: KnowledgeSettings) -> None:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))
         self.bm25.save(tmp / "bm25", show_progress=False)
+        if self.curated_only() is not self:
+            self.curated_only().bm25.save(tmp / "bm25-curated", show_progress=False)
         if self.embeddings is not None:
             np.save(tmp / "dense.npy", self.embeddings)
         meta = {
@@ -209,9 +235,14 @@ class SearchIndex:
         dense = folder / "dense.npy"
         embeddings = np.load(dense) if dense.exists() else None
         encoder = DenseEncoder(settings.embedding_model) if settings.embedding_model else None
-        return cls(docs, bm25, embeddings, encoder)
+        curated = None
+        if (folder / "bm25-curated").exists():
+            sub_bm25 = bm25s.BM25.load(folder / "bm25-curated", show_progress=False, verbosity=0)
+            curated = cls([d for d in docs if d.curated], sub_bm25)
+        return cls(docs, bm25, embeddings, encoder, curated)
 
-    def _bm25_scores(self, query_tokens: list[str]) -> np.ndarray:
+    def bm25_scores(self, query_tokens: list[str]) -> np.ndarray:
+        """The BM25 score of every document for the tokens (zeros when the index knows none of them)."""
         known = [t for t in query_tokens if t in self.vocab]
         if not known:
             return np.zeros(len(self.docs))
@@ -232,7 +263,7 @@ class SearchIndex:
             allowed &= self.years >= year_from
         if topic is not None:
             allowed &= np.array([topic in d.topics for d in self.docs], dtype=bool)
-        scores = self._bm25_scores(tokens)
+        scores = self.bm25_scores(tokens)
         candidates = np.flatnonzero(allowed & (scores > 0))
         rankings = [candidates[np.argsort(-scores[candidates], kind="stable")]]
         if self.embeddings is not None and self.encoder is not None:

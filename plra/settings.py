@@ -13,6 +13,9 @@ project file `plra.toml` (in the working directory, or `PLRA_CONFIG`), then the 
     model_path = "/data/internlm2-chat-7b"
     [kb]                      # KnowledgeSettings fields
     arxiv_api_url = "http://localhost:8080/api/query"
+    [launch]                  # LaunchSettings fields (plra train, and plra eval's slurm runner)
+    launcher = "slurm"
+    partition = "llm"
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plra.envs import REPO_ROOT
 from plra.errors import PlraError
@@ -49,10 +52,13 @@ class ProfileSettings(BaseModel):
     calib_seqlen: int = 2048
     serve_engine: Literal["transformers", "turbomind", "pytorch"] = "transformers"
     serve_port: int = 23333
-    kv_quant_policy: Literal[0, 4, 8] = 0
-    cache_max_entry_count: float = 0.5
-    max_batch_size: int = 32
-    tp: int = 1
+    # LMDeploy engine settings: None leaves the value to deploy/turbomind.toml (plra.serve.engine_config), so
+    # the shared defaults live in one file and a profile names only what its model or GPU needs otherwise.
+    kv_quant_policy: Literal[0, 4, 8] | None = None
+    cache_max_entry_count: float | None = None
+    max_batch_size: int | None = None
+    session_len: int | None = None
+    tp: int | None = None
     eval_limit: int | None = None
     eval_batch_size: int = 8
     eval_max_out_len: int = 256
@@ -79,14 +85,45 @@ class KnowledgeSettings(BaseModel):
     arxiv_retries: int = 3
     arxiv_delay_s: float = 3.0  # arXiv asks clients for one request every three seconds
     embedding_model: Path | None = None  # a local sentence-embedding model enables dense retrieval
+    # `plra kb update` keeps a fetched paper only at this relevance to the field or above (plra.relevance):
+    # fitted on the curated papers (leave-one-out) against off-topic abstracts; 0 lets every paper in.
+    min_relevance: float = Field(0.55, ge=0.0, le=1.0)
 
     @property
     def field_dir(self) -> Path:
         return self.datasets_dir / self.field
 
 
-# Settings whose environment variable is not simply PLRA_<FIELD>.
-ENV_ALIASES = {"arxiv_api_url": ("PLRA_ARXIV_API_URL", "ARXIV_API_URL")}
+class LaunchSettings(BaseModel):
+    """How training starts on one GPU, several, several nodes or a slurm cluster (and evaluation on slurm).
+
+    Only upstream launchers are used: torchrun the way `xtuner train` calls it, srun with XTuner's
+    `--launcher slurm`, and OpenCompass's own `--slurm -p PARTITION`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: int | None = Field(None, ge=0)  # GPUs (processes) per node; None: 1 on a CUDA profile, 0 on a CPU one
+    nnodes: int = Field(1, ge=1)
+    node_rank: int = Field(0, ge=0)
+    master_addr: str | None = None  # node 0's address, the same on every node (torchrun's rendezvous)
+    master_port: int = Field(29500, ge=1, le=65535)
+    launcher: Literal["pytorch", "slurm"] | None = None  # None: pytorch for more than one process, else none
+    partition: str | None = None  # the slurm partition (srun -p, opencompass --slurm -p)
+
+
+# Settings whose environment variable is not simply PLRA_<FIELD>. The launch settings also answer to the
+# variables `xtuner train` itself reads (NPROC_PER_NODE, NNODES, NODE_RANK, ADDR), so a cluster
+# script written for XTuner drives `plra train` unchanged.
+ENV_ALIASES = {
+    "arxiv_api_url": ("PLRA_ARXIV_API_URL", "ARXIV_API_URL"),
+    "gpus": ("PLRA_GPUS", "NPROC_PER_NODE"),
+    "nnodes": ("PLRA_NNODES", "NNODES"),
+    "node_rank": ("PLRA_NODE_RANK", "NODE_RANK"),
+    "master_addr": ("PLRA_MASTER_ADDR", "ADDR"),
+    # Not XTuner's PORT: web hosts (OpenXLab included) set PORT for the app, which is no rendezvous port.
+    "master_port": ("PLRA_MASTER_PORT", "MASTER_PORT"),
+}
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -156,13 +193,29 @@ def load_profile(
     return _validate(ProfileSettings, merged, f"profile '{name}' ({config_file.name}, PLRA_* variables, flags)")
 
 
+def _load_section(
+    cls: type[SettingsT], section: str, what: str, flags: dict[str, Any] | None, environ: dict[str, str] | None,
+    config_file: Path | None,
+) -> SettingsT:  # fmt: skip
+    """Settings of one `plra.toml` table: flags > env > file > the class's defaults."""
+    environ = dict(os.environ if environ is None else environ)
+    config_file = config_file or config_path()
+    file_values = _read_toml(config_file).get(section, {})
+    merged = _layer({}, file_values, _from_env(cls, environ), flags or {})
+    return _validate(cls, merged, f"{what} ({config_file.name}, PLRA_* variables, flags)")
+
+
 def load_knowledge(
     flags: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
     config_file: Path | None = None,
 ) -> KnowledgeSettings:
-    environ = dict(os.environ if environ is None else environ)
-    config_file = config_file or config_path()
-    file_values = _read_toml(config_file).get("kb", {})
-    merged = _layer({}, file_values, _from_env(KnowledgeSettings, environ), flags or {})
-    return _validate(KnowledgeSettings, merged, f"knowledge settings ({config_file.name}, PLRA_* variables, flags)")
+    return _load_section(KnowledgeSettings, "kb", "knowledge settings", flags, environ, config_file)
+
+
+def load_launch(
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> LaunchSettings:
+    return _load_section(LaunchSettings, "launch", "launch settings", flags, environ, config_file)

@@ -23,7 +23,7 @@ from plra.envs import REPO_ROOT
 from plra.errors import PlraError
 from plra.io import write_json_atomic
 from plra.model import resolve_model_dir
-from plra.settings import ProfileSettings, load_knowledge, load_profile
+from plra.settings import LaunchSettings, ProfileSettings, load_knowledge, load_launch, load_profile
 
 STAGES = ("sft", "pretrain", "dpo")
 WORK_DIRS = REPO_ROOT / "work_dirs"
@@ -276,10 +276,41 @@ PROFILE_STAGE_CONFIGS = {
 }  # fmt: skip
 
 
+def resolve_launch(launch: LaunchSettings, device: str, named_run: bool = False) -> LaunchSettings:
+    """The launch with GPUs and launcher filled in, or a PlraError naming the flag that is wrong or missing."""
+    gpus = launch.gpus if launch.gpus is not None else (1 if device == "cuda" else 0)
+    launcher = launch.launcher or ("pytorch" if gpus > 1 or launch.nnodes > 1 else None)
+    nodes = f"--nnodes {launch.nnodes}"
+    if launcher == "slurm" and not launch.partition:
+        raise PlraError("--launcher slurm needs --partition PARTITION: the slurm partition srun submits to")
+    if launch.partition and launcher != "slurm":
+        raise PlraError(f"--partition {launch.partition} is for slurm: add --launcher slurm")
+    if launcher and gpus == 0:
+        # mmengine's distributed training (torchrun or slurm, with DeepSpeed) needs CUDA on every process.
+        what = nodes if launch.nnodes > 1 else f"--launcher {launcher}"
+        raise PlraError(f"{what} needs GPUs: pass --gpus N (GPUs per node); this profile trains on the CPU")
+    if launch.node_rank >= launch.nnodes:
+        raise PlraError(f"--node-rank {launch.node_rank} must be below {nodes} (ranks count from 0)")
+    if launcher == "slurm" and (launch.node_rank or launch.master_addr):
+        raise PlraError("with --launcher slurm, slurm assigns node ranks and the master address: "
+                        "drop --node-rank and --master-addr")  # fmt: skip
+    if launcher == "pytorch" and launch.nnodes > 1:
+        if not launch.master_addr:
+            raise PlraError(f"{nodes} needs --master-addr HOST: node 0's address, the same on every node")
+        if not named_run:
+            # Every rank writes its part of the checkpoint under --work-dir: all nodes must name one folder.
+            raise PlraError(f"{nodes} needs --run-name NAME, the same on every node (one run folder on shared storage)")
+    return launch.model_copy(update={"gpus": gpus, "launcher": launcher})
+
+
 def build_steps(
-    config: Path, run_dir: Path, base_model: str, data_dir: Path, gpus: int, max_iters: int | None, resume: bool
-) -> list[Step]:
-    """The three commands of a run, exactly as they are executed (and printed by --dry-run)."""
+    config: Path, run_dir: Path, base_model: str, data_dir: Path, launch: LaunchSettings, max_iters: int | None,
+    resume: bool, job_name: str = "plra-train",
+) -> list[Step]:  # fmt: skip
+    """The commands of a run on this node, exactly as they are executed (and printed by --dry-run).
+
+    `launch` is resolved (resolve_launch). Node 0 trains, converts and merges; other nodes only train.
+    """
     env = {"PLRA_MODEL_DIR": base_model, "PLRA_DATA_DIR": str(data_dir)}
     if max_iters:
         env["PLRA_MAX_ITERS"] = str(max_iters)
@@ -287,18 +318,33 @@ def build_steps(
     train_args = ["train", str(config), "--work-dir", str(run_dir / "xtuner")]
     if resume:
         train_args.append("--resume")
-    if gpus > 1:
-        # One process per GPU through torchrun; DeepSpeed ZeRO-2 shards optimizer states and gradients.
-        launch = ["torchrun", f"--nproc_per_node={gpus}", "--master_port=29500", *entry]
-        train_args += ["--launcher", "pytorch", "--deepspeed", "deepspeed_zero2"]
-    else:
-        launch = ["python", *entry]
+    train_env, start, convert = env, ["python"], ["python"]
+    if launch.launcher:
+        # One process per GPU; DeepSpeed ZeRO-2 shards optimizer states and gradients across all of them.
+        train_args += ["--launcher", launch.launcher, "--deepspeed", "deepspeed_zero2"]
+    if launch.launcher == "pytorch":
+        # What `xtuner train` runs when NPROC_PER_NODE / NNODES are set (xtuner/entry_point.py), on our entry.
+        start = ["torchrun", f"--nnodes={launch.nnodes}", f"--node_rank={launch.node_rank}",
+                 f"--nproc_per_node={launch.gpus}", f"--master_addr={launch.master_addr or '127.0.0.1'}",
+                 f"--master_port={launch.master_port}"]  # fmt: skip
+    elif launch.launcher == "slurm":
+        # srun starts one task per GPU; mmengine's slurm launcher takes ranks and the master address from
+        # SLURM_* and the port from MASTER_PORT. A failed task ends the others instead of leaving them hung.
+        srun = ["srun", "-p", str(launch.partition), f"--job-name={job_name}"]
+        start = [*srun, f"--nodes={launch.nnodes}", f"--ntasks-per-node={launch.gpus}", f"--gres=gpu:{launch.gpus}",
+                 "--kill-on-bad-exit=1", "python"]  # fmt: skip
+        train_env = env | {"MASTER_PORT": str(launch.master_port)}
+        # Converting and merging load the model too (4-bit QLoRA needs CUDA): on one GPU of the partition.
+        convert = [*srun, "--nodes=1", "--ntasks=1", "--gres=gpu:1", "python"]
+    steps = [Step("train", [*start, *entry, *train_args], train_env)]
+    if launch.node_rank > 0:
+        return steps  # rank 0 writes last_checkpoint; node 0 converts and merges
     checkpoint = "{last_checkpoint}"  # filled in after training from xtuner's last_checkpoint file
     return [
-        Step("train", [*launch, *train_args], env),
-        Step("pth_to_hf", ["python", *entry, "pth_to_hf", str(config), checkpoint, str(run_dir / "adapter")], env),
-        Step("merge", ["python", *entry, "merge", base_model, str(run_dir / "adapter"), str(run_dir / "merged"),
-                       "--device", "cpu" if gpus == 0 else "cuda", "--safe-serialization"], env),
+        *steps,
+        Step("pth_to_hf", [*convert, *entry, "pth_to_hf", str(config), checkpoint, str(run_dir / "adapter")], env),
+        Step("merge", [*convert, *entry, "merge", base_model, str(run_dir / "adapter"), str(run_dir / "merged"),
+                       "--device", "cpu" if launch.gpus == 0 else "cuda", "--safe-serialization"], env),
     ]  # fmt: skip
 
 
@@ -320,22 +366,37 @@ def _data_hashes(data_dir: Path) -> dict[str, str]:
         raise PlraError(f"no built training data in {data_dir}: run `plra data build` first") from None
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def run_folder(profile: ProfileSettings, stage: str, run_name: str | None, unnamed: str | None = None) -> Path:
+    """work_dirs/<profile>/<stage>/<run name, or `unnamed`, or a timestamp>."""
+    if run_name is not None and (not RUN_NAME.fullmatch(run_name) or run_name == "latest"):
+        raise PlraError(f"--run-name {run_name!r}: use letters, digits, '.', '_' or '-' (and not 'latest')")
+    return WORK_DIRS / profile.name / stage / (run_name or unnamed or time.strftime("%Y%m%d_%H%M%S"))
+
+
 def run(
-    profile: ProfileSettings, stage: str, config: Path | None = None, gpus: int = 0, resume: bool = False,
-    max_iters: int | None = None, run_dir: Path | None = None, log=print,
+    profile: ProfileSettings, stage: str, config: Path | None = None, launch: LaunchSettings | None = None,
+    resume: bool = False, max_iters: int | None = None, run_dir: Path | None = None, run_name: str | None = None,
+    log=print,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train, convert and merge; return the run manifest. Each step's output goes to the terminal and a log."""
+    """Train, convert and merge; return the run manifest. Each step's output goes to the terminal and a log.
+
+    On a node of rank > 0 only the training step runs, and the result names the run folder node 0 fills.
+    """
     from plra.data.build import default_out_dir
 
     if stage not in STAGES:
         raise PlraError(f"unknown stage '{stage}': choose one of {', '.join(STAGES)}")
+    launch = resolve_launch(launch or load_launch(), profile.device, bool(run_name or run_dir))
+    run_dir = run_dir or run_folder(profile, stage, run_name)
     cfg_path = stage_config(profile, stage, config)
     data_dir = default_out_dir(load_knowledge())
     hashes = _data_hashes(data_dir)
     base_model = str(resolve_model_dir(profile))
-    run_dir = run_dir or WORK_DIRS / profile.name / stage / time.strftime("%Y%m%d_%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    steps = build_steps(cfg_path, run_dir, base_model, data_dir, gpus, max_iters, resume)
+    steps = build_steps(cfg_path, run_dir, base_model, data_dir, launch, max_iters, resume, job_name(profile, stage))
     start = time.monotonic()
     for step in steps:
         if step.name == "pth_to_hf":
@@ -346,6 +407,9 @@ def run(
         code = envs.run("main", step.argv, cwd=REPO_ROOT, extra_env=step.env, log_path=log_path)
         if code != 0:
             raise PlraError(f"{step.name} failed (exit {code}); see {log_path}", exit_code=code)
+    if launch.node_rank > 0:
+        return {"profile": profile.name, "stage": stage, "node_rank": launch.node_rank, "run_dir": str(run_dir),
+                "duration_s": round(time.monotonic() - start, 1)}  # fmt: skip
     losses = read_losses(run_dir / "xtuner")
     manifest = {
         "profile": profile.name,
@@ -353,6 +417,7 @@ def run(
         "config": str(cfg_path.relative_to(REPO_ROOT)) if cfg_path.is_relative_to(REPO_ROOT) else str(cfg_path),
         "base_model": base_model,
         "data_hashes": hashes,
+        "launch": launch.model_dump(),
         "first_loss": losses[0][1] if losses else None,
         "last_loss": losses[-1][1] if losses else None,
         "losses": losses,
@@ -368,21 +433,31 @@ def run(
     return manifest
 
 
-def dry_run(profile: ProfileSettings, stage: str, config: Path | None, gpus: int) -> dict[str, Any]:
-    """The commands a run would execute and its GPU memory estimate, without weights or a GPU."""
+def job_name(profile: ProfileSettings, stage: str) -> str:
+    return f"plra-{profile.name}-{stage}"  # what squeue shows for the run
+
+
+def dry_run(
+    profile: ProfileSettings, stage: str, config: Path | None, launch: LaunchSettings | None = None,
+    run_name: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The commands a run would execute on this node and its GPU memory estimate, without weights or a GPU."""
     from plra.data.build import default_out_dir
 
+    launch = resolve_launch(launch or load_launch(), profile.device, bool(run_name))
+    run_dir = run_folder(profile, stage, run_name, "<timestamp>")
     cfg_path = stage_config(profile, stage, config)
     knobs = read_knobs(cfg_path)
     base_model = str(profile.model_path or knobs.model)
     local = profile.model_path / "config.json" if profile.model_path else REPO_ROOT / knobs.model / "config.json"
     shape = shape_from_config_json(local) if local.exists() else KNOWN_SHAPES.get(knobs.model)
-    run_dir = WORK_DIRS / profile.name / stage / "<timestamp>"
-    steps = build_steps(cfg_path, run_dir, base_model, default_out_dir(load_knowledge()), gpus, None, False)
+    data_dir = default_out_dir(load_knowledge())
+    steps = build_steps(cfg_path, run_dir, base_model, data_dir, launch, None, False, job_name(profile, stage))
     return {
         "profile": profile.name,
         "stage": stage,
         "config": str(cfg_path),
+        "launch": launch.model_dump(),
         "commands": [{"step": s.name, "env": s.env, "argv": s.argv} for s in steps],
         "memory_gib": estimate_memory(knobs, shape) if shape else None,
         "knobs": knobs.__dict__,
@@ -394,27 +469,42 @@ def train_command(
     stage: str = typer.Option("sft", "--stage", help="sft, pretrain or dpo"),
     config: Path = typer.Option(None, "--config", help="another XTuner config instead of the profile's"),
     gpus: int = typer.Option(None, "--gpus", help="GPUs on this node (NPROC_PER_NODE; >1 uses DeepSpeed ZeRO-2)"),
+    nnodes: int = typer.Option(None, "--nnodes", help="nodes taking part (NNODES; default 1)"),
+    node_rank: int = typer.Option(None, "--node-rank", help="this node's rank, 0 to nnodes-1 (NODE_RANK)"),
+    master_addr: str = typer.Option(None, "--master-addr", help="node 0's address, the same on every node (ADDR)"),
+    master_port: int = typer.Option(None, "--master-port", help="node 0's rendezvous port (MASTER_PORT; 29500)"),
+    launcher: str = typer.Option(None, "--launcher", help="pytorch (torchrun; default for >1 process) or slurm"),
+    partition: str = typer.Option(None, "--partition", help="slurm partition for --launcher slurm (srun -p)"),
+    run_name: str = typer.Option(None, "--run-name", help="run folder name instead of a timestamp (multi-node)"),
     resume: bool = typer.Option(False, "--resume", help="resume from the run's last checkpoint"),
     max_iters: int = typer.Option(None, "--max-iters", help="cap the iterations (CPU configs read PLRA_MAX_ITERS)"),
     model_path: Path = typer.Option(None, "--model-path", help="local base weights"),
-    dry_run_flag: bool = typer.Option(False, "--dry-run", help="print the commands and a GPU memory estimate"),
+    dry_run_flag: bool = typer.Option(False, "--dry-run", help="print this node's commands and a GPU memory estimate"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fine-tune with XTuner (train -> pth_to_hf -> merge) into work_dirs/<profile>/<stage>/<timestamp>/."""
     settings = load_profile(profile, {"model_path": model_path})
-    gpus = gpus if gpus is not None else (1 if settings.device == "cuda" else 0)
+    launch = load_launch({"gpus": gpus, "nnodes": nnodes, "node_rank": node_rank, "master_addr": master_addr,
+                          "master_port": master_port, "launcher": launcher, "partition": partition})  # fmt: skip
     if dry_run_flag:
-        plan = dry_run(settings, stage, config, gpus)
+        plan = dry_run(settings, stage, config, launch, run_name)
         if as_json:
             typer.echo(json.dumps(plan))
             return
+        resolved = plan["launch"]
+        if resolved["launcher"]:
+            typer.echo(f"# node {resolved['node_rank']} of {resolved['nnodes']}, {resolved['gpus']} GPU(s) per node, "
+                       f"{resolved['launcher']} launcher")  # fmt: skip
         for command in plan["commands"]:
-            env = " ".join(f"{k}={v}" for k, v in command["env"].items())
-            typer.echo(f"{env} {' '.join(command['argv'])}")
+            typer.echo(envs.shell_line(command["argv"], command["env"]))
         if plan["memory_gib"]:
             parts = ", ".join(f"{k} {v}" for k, v in plan["memory_gib"].items() if k != "total")
             typer.echo(f"estimated peak GPU memory: {plan['memory_gib']['total']} GiB ({parts})")
         return
-    manifest = run(settings, stage, config, gpus, resume, max_iters, log=typer.echo)
+    manifest = run(settings, stage, config, launch, resume, max_iters, run_name=run_name, log=typer.echo)
+    if "merged" not in manifest:  # a node of rank > 0: its part is done
+        typer.echo(json.dumps(manifest) if as_json else f"node {manifest['node_rank']} trained; node 0 converts "
+                   f"and merges into {manifest['run_dir']}")  # fmt: skip
+        return
     summary = {k: manifest[k] for k in ("first_loss", "last_loss", "duration_s", "merged")}
     typer.echo(json.dumps(summary) if as_json else f"trained: {summary}")

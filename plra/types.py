@@ -136,6 +136,14 @@ class IncomingPaper(PaperBase):
     categories: list[str] = []
     source_abstract: str = ""  # arXiv's abstract, kept as local data for the user only
     fetched: str = ""
+    # What the relevance gate of `plra kb update` found (plra.relevance); None for entries fetched before it.
+    relevance: float | None = Field(None, ge=0.0, le=1.0)
+    nearest_curated: str | None = None  # the curated paper most like this one
+
+    @field_validator("nearest_curated")
+    @classmethod
+    def _nearest_id(cls, value: str | None) -> str | None:
+        return value if value is None else check_arxiv_id(value)
 
 
 class GlossaryTerm(BaseModel):

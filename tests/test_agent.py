@@ -63,6 +63,8 @@ def test_arxiv_tool_against_a_loopback_feed(assistant, monkeypatch):
         monkeypatch.setenv("PLRA_ARXIV_DELAY_S", "0")
         tools = agent.build_tools(Assistant(load_knowledge()), retrieved)
         result = tools[0].search("all:personalized", 2)
+    # a question wants the papers that match it best, not the newest that mention a word (kb update's order)
+    assert server.requests[0]["sortBy"] == ["relevance"] and server.requests[0]["search_query"] == ["all:personalized"]
     assert result["papers"][0]["arxiv_id"] == "2503.07018" and "中文也可以" in result["papers"][0]["abstract"]
     assert retrieved == {"2503.07018": ("Toward Multi-Session Personalized Conversation", 2025)}
     with ArxivServer([entry], mode="error") as server:

@@ -4,9 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from plra import rag
+from plra import kb, rag, retrieval
+from plra.llm import LLMClient
 from plra.settings import load_knowledge
 from tests.conftest import run_plra
+from tests.openai_fixture import ScriptedOpenAI
+from tests.relevance_fixture import OFF_TOPIC
 
 FIELD_DIR = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm"
 
@@ -53,6 +56,62 @@ def test_refusal_outside_the_field_in_both_languages(assistant):
     assert not assistant.ask("如何评估大模型的个性化能力？").refused
 
 
+def _incoming(folder: Path, arxiv_id: str, title: str, abstract: str) -> None:
+    """An entry as `plra kb update` writes it (before the relevance gate, an off-topic one could land too)."""
+    entry = {"arxiv_id": arxiv_id, "title": title, "authors": ["A. Fixture"], "year": 2000 + int(arxiv_id[:2]),
+             "url": f"https://arxiv.org/abs/{arxiv_id}", "curated": False, "source_abstract": abstract}  # fmt: skip
+    folder.mkdir(exist_ok=True)
+    (folder / f"{arxiv_id}.yaml").write_text(kb.dump_yaml(entry))
+
+
+MEMORY_PAPER = ("2509.20001", "Personalized Long-Term Memory for LLM Assistants",
+                "We study how LLM assistants keep a long-term memory of each user across sessions.")  # fmt: skip
+
+
+def test_an_off_topic_incoming_paper_never_makes_its_subject_look_in_field(kb_copy):
+    bread = OFF_TOPIC[0]
+    _incoming(kb_copy / "incoming", bread.arxiv_id, bread.title, bread.abstract)
+    _incoming(kb_copy / "incoming", *MEMORY_PAPER)
+    settings = load_knowledge()
+    assistant = rag.Assistant(settings)
+    # the curated papers' own index is saved with the index, so a fresh process need not rebuild it
+    reopened = retrieval.open_index(settings)
+    assert (retrieval.index_dir(settings) / "bm25-curated").exists() and reopened._curated is not None
+    assert {d.arxiv_id for d in reopened.curated_only().docs} == set(assistant.knowledge.papers)
+    # the bread paper is in the index, and is what a search for bread finds ...
+    assert assistant.index.search("how do I bake sourdough bread?", k=1)[0].arxiv_id == bread.arxiv_id
+    # ... but the field is measured on curated papers only: the question stays outside it
+    for question in ("How do I bake sourdough bread?", "What hydration and fermentation time make a good sourdough?"):
+        result = assistant.ask(question)
+        assert result.refused and result.citations == [] and bread.arxiv_id not in result.answer, question
+    answered = assistant.ask("Which papers study long-term memory for personalized dialogue?")
+    assert not answered.refused and answered.citations
+    assert bread.arxiv_id not in {c.arxiv_id for c in answered.citations}
+
+
+def test_incoming_sources_are_marked_not_yet_reviewed(kb_copy):
+    _incoming(kb_copy / "incoming", *MEMORY_PAPER)
+    assistant = rag.Assistant(load_knowledge())
+    reply = (f"LLM assistants can keep a long-term memory of each user [arXiv:{MEMORY_PAPER[0]}], and LaMP "
+             "benchmarks personalization with user profiles [arXiv:2304.11406].")  # fmt: skip
+    with ScriptedOpenAI([reply]) as server:
+        result = assistant.ask("Which papers study long-term memory for personalized assistants?",
+                               llm=LLMClient.from_url(server.url))  # fmt: skip
+    assert not result.refused and result.fallback is None
+    reviewed = {c.arxiv_id: c.reviewed for c in result.citations}
+    assert reviewed == {MEMORY_PAPER[0]: False, "2304.11406": True}
+    sources = result.answer.split("Sources:")[1].strip().splitlines()
+    assert sources[0].endswith(f"arXiv:{MEMORY_PAPER[0]} [not yet reviewed]")
+    assert sources[1].endswith("arXiv:2304.11406")  # a curated paper carries no marker
+    assert [c["reviewed"] for c in result.to_json()["citations"]] == [False, True]  # what --json prints
+    from plra import app
+
+    panel = app.sources_markdown(result)
+    assert f"arXiv:{MEMORY_PAPER[0]} [not yet reviewed]" in panel and "arXiv:2304.11406 [" not in panel
+    chinese = rag.with_sources("文本", result.citations, "zh")
+    assert chinese.splitlines()[-2].endswith("[未审核]") and not chinese.endswith("]")
+
+
 def test_no_llm_json_answer_is_composed_prose_with_citations():
     result = run_plra("ask", "Which papers study memory for long-term dialogue?", "--no-llm", "--json")
     assert result.returncode == 0, result.stderr
@@ -60,7 +119,8 @@ def test_no_llm_json_answer_is_composed_prose_with_citations():
     assert set(data) == {"answer", "citations", "refused", "citation_errors", "timings", "query", "rewrite",
                          "intent", "fallback"}  # fmt: skip
     assert not data["refused"] and len(data["citations"]) == 5 and data["citation_errors"] == []
-    assert set(data["citations"][0]) == {"arxiv_id", "title", "year", "url"}
+    assert set(data["citations"][0]) == {"arxiv_id", "title", "year", "url", "reviewed"}
+    assert all(c["reviewed"] for c in data["citations"])  # the shipped knowledge base: curated papers only
     assert data["intent"] == "list" and data["query"] == "Which papers study memory for long-term dialogue?"
     body = data["answer"].split("\n\nSources:")[0]
     assert "[1]" in body and "[5]" in body and not body.lstrip().startswith("-")

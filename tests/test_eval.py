@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from plra import evaluate, kb, serve
+from plra import envs, evaluate, kb, serve
 from plra.errors import PlraError
-from plra.settings import load_knowledge, load_profile
+from plra.settings import LaunchSettings, load_knowledge, load_profile
 from tests.conftest import free_port, run_plra
 
 BENCH = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm" / "benchmark"
@@ -41,6 +41,49 @@ def test_spread_takes_rows_across_the_file():
     rows = [{"i": i} for i in range(10)]
     assert [r["i"] for r in evaluate.spread(rows, 3)] == [0, 3, 6]
     assert evaluate.spread(rows, None) == rows
+
+
+def test_slurm_runner_is_opencompass_own():
+    slurm = LaunchSettings(launcher="slurm", partition="llm")
+    assert evaluate.runner_args(slurm) == ["--slurm", "-p", "llm"]  # no --debug: it would run jobs one by one
+    assert evaluate.runner_args(slurm, 8, "auto") == ["--slurm", "-p", "llm", "--max-num-workers", "8", "-q", "auto"]
+    assert evaluate.runner_args(LaunchSettings()) == ["--debug"]
+    assert evaluate.runner_args(LaunchSettings(launcher="pytorch")) == ["--debug"]  # a training launcher: local
+    with pytest.raises(PlraError, match="--max-num-workers and --quotatype are for slurm runs: add --slurm"):
+        evaluate.runner_args(LaunchSettings(), 8)
+    with pytest.raises(PlraError, match="needs a partition: --slurm PARTITION"):
+        evaluate.runner_args(LaunchSettings(launcher="slurm"))
+
+
+def test_eval_dry_run_prints_the_opencompass_command_and_writes_nothing(tiny_model_dir):
+    config = str(evaluate.REPO_ROOT / "eval" / "eval_plllm_hf.py")
+    workdir = str(evaluate.REPORTS / "<timestamp>" / "opencompass")
+    args = ("eval", "--profile", "tiny", "--models", "base", "--rag", "off", "--dry-run", "--json")
+    slurm = run_plra(*args, "--slurm", "llm", "--max-num-workers", "4", "--quotatype", "spot")
+    assert slurm.returncode == 0, slurm.stderr
+    plan = json.loads(slurm.stdout)
+    assert plan["argv"] == ["opencompass", config, "-w", workdir, "--slurm", "-p", "llm", "--max-num-workers", "4",
+                            "-q", "spot"]  # fmt: skip
+    assert json.loads(plan["env"]["PLRA_EVAL_MODELS"]) == [{"abbr": "base", "path": str(tiny_model_dir)}]
+    assert plan["env"]["PLRA_EVAL_VARIANTS"] == "norag"
+    local = json.loads(run_plra(*args).stdout)
+    assert local["argv"] == ["opencompass", config, "-w", workdir, "--debug"]
+    from_env = json.loads(run_plra(*args, env={"PLRA_LAUNCHER": "slurm", "PLRA_PARTITION": "gpu"}).stdout)
+    assert from_env["argv"][-3:] == ["--slurm", "-p", "gpu"]  # the [launch] settings reach eval too
+    assert not (evaluate.REPORTS / "<timestamp>").exists()
+    text = run_plra(*args[:-1], "--slurm", "llm")
+    assert text.returncode == 0 and text.stdout.splitlines()[-1].endswith(f"-w '{workdir}' --slurm -p llm")
+
+
+def test_opencompass_accepts_the_slurm_command(tmp_path, tiny_model_dir):
+    # OpenCompass's own --dry-run parses the arguments and partitions the tasks, then stops before any srun.
+    evaluate.prepare(tmp_path / "data", 2, ["norag"])
+    runner = evaluate.runner_args(LaunchSettings(launcher="slurm", partition="llm"), 3, "auto")
+    command = evaluate.plan(load_profile("tiny"), ["base"], ["norag"], None, None, tmp_path, runner)
+    log = tmp_path / "opencompass.log"
+    code = envs.run("eval", [*command["argv"], "--dry-run"], cwd=tmp_path, extra_env=command["env"], log_path=log)
+    assert code == 0, log.read_text()[-3000:]
+    assert "Partitioned into" in log.read_text()
 
 
 def _check_summary(summary: dict, models: set[str], variants: set[str]) -> None:

@@ -9,7 +9,9 @@ from plra import kb
 from plra.errors import PlraError
 from plra.settings import load_knowledge
 from plra.types import CJK
+from tests.arxiv_fixture import ArxivServer, AtomEntry
 from tests.conftest import run_plra
+from tests.relevance_fixture import OFF_TOPIC
 
 FIELD_DIR = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm"
 
@@ -104,7 +106,8 @@ def test_promote_requires_curation_then_moves_the_entry(kb_copy):
     shutil.move(kb_copy / "papers" / "2410.03642.yaml", kb_copy / "curated.bak")
     bare = kb.read_yaml(kb_copy / "curated.bak")[0]
     incoming = {k: bare[k] for k in ("arxiv_id", "title", "authors", "year", "url")}
-    incoming.update(curated=False, version=1, source_abstract="text from the feed")
+    incoming.update(curated=False, version=1, source_abstract="text from the feed", relevance=0.8,
+                    nearest_curated="2304.11406")  # fmt: skip
     # papers that point at it would fail validation while it is out: drop those links for this test
     for path in (kb_copy / "papers").glob("*.yaml"):
         text = path.read_text()
@@ -123,5 +126,96 @@ def test_promote_requires_curation_then_moves_the_entry(kb_copy):
     assert target == kb_copy / "papers" / "2410.03642.yaml"
     assert not (kb_copy / "incoming" / "2410.03642.yaml").exists()
     promoted = kb.read_yaml(target)[0]
-    assert promoted["curated"] is True and "source_abstract" not in promoted
+    assert promoted["curated"] is True and "source_abstract" not in promoted and "relevance" not in promoted
     assert kb.load(settings).papers["2410.03642"].title == bare["title"]
+
+
+# ------------------------------------------------------------------------------ relevance gate (kb update)
+
+
+@pytest.fixture(scope="module")
+def gate(knowledge):
+    from plra.relevance import RelevanceGate
+
+    return RelevanceGate.open(load_knowledge({"datasets_dir": FIELD_DIR.parent}), knowledge)
+
+
+def test_relevance_gate_passes_every_curated_paper_and_rejects_off_topic_abstracts(gate):
+    from plra.relevance import calibration
+
+    report = calibration(gate, [(e.title, e.abstract) for e in OFF_TOPIC])
+    # Each curated paper is scored as if it were new: its own entry, names and keywords left out.
+    assert report["curated"]["n"] == len(gate.knowledge.papers) and report["off_topic"]["n"] == 8
+    assert report["curated_rejected"] == 0 and report["off_topic_accepted"] == 0
+    assert report["off_topic"]["max"] + 0.05 < gate.threshold < report["curated"]["min"] - 0.05  # a clear margin
+    bread = gate.assess(OFF_TOPIC[0].title, OFF_TOPIC[0].abstract)
+    assert not bread.accepted and bread.terms == []
+    assert bread.reason.startswith("relevance 0.") and "no field term in title/abstract" in bread.reason
+    assert f"nearest curated paper {bread.nearest} at" in bread.reason and bread.nearest in gate.knowledge.papers
+    lamp = gate.knowledge.papers["2304.11406"]
+    alone = gate.assess(lamp.title, lamp.summary_en, exclude="2304.11406")
+    assert alone.accepted and alone.nearest != "2304.11406"  # left out: another paper is its nearest
+    assert gate.assess(lamp.title, lamp.summary_en).nearest == "2304.11406"
+
+
+def test_field_terms_count_each_stretch_of_text_once(gate):
+    from plra.relevance import found_terms
+
+    labels = [t.label for t in found_terms(gate.terms, "Personalized memory benchmarks and evaluation")]
+    assert labels[0] == "personaliz" and "persona" not in labels  # "persona" is inside "personalized"
+    assert {"memory", "benchmark", "evaluation"} <= set(labels)
+    assert "TALLRec" in [t.label for t in found_terms(gate.terms, "We compare with TALLRec.")]
+    own = found_terms(gate.terms, "We compare with TALLRec.", exclude="2305.00447")
+    assert "TALLRec" not in [t.label for t in own]  # a paper's own name is left out when it is the one scored
+
+
+def test_incoming_entry_keeps_relevance_and_validates_it():
+    from plra.types import IncomingPaper
+
+    base = {"arxiv_id": "2501.00001", "title": "A paper", "authors": ["A"], "year": 2025,
+            "url": "https://arxiv.org/abs/2501.00001"}  # fmt: skip
+    assert IncomingPaper(**base, relevance=0.8, nearest_curated="2304.11406").nearest_curated == "2304.11406"
+    assert IncomingPaper(**base).relevance is None  # entries fetched before the gate still load
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        IncomingPaper(**base, relevance=1.5)
+    with pytest.raises(ValueError, match="is not an arXiv id"):
+        IncomingPaper(**base, nearest_curated="LaMP")
+
+
+IN_FIELD = AtomEntry(
+    "2509.20001",
+    1,
+    "Personalized Long-Term Memory for LLM Assistants",
+    ["A. Fixture"],
+    "2025-09-15",
+    "2025-09-15",
+    "We study how large language model assistants keep a long-term memory of each user across sessions and "
+    "use the user profile to personalize responses, evaluated on LaMP and on multi-session chat.",
+)
+
+
+def test_update_rejects_off_topic_papers_with_the_reason(kb_copy):
+    feed = [IN_FIELD, *OFF_TOPIC[:4]]
+    with ArxivServer(feed) as server:
+        env = {"ARXIV_API_URL": server.url, "PLRA_ARXIV_DELAY_S": "0"}
+        result = run_plra("kb", "update", "--query", "all:bread OR all:memory", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        outcome = json.loads(result.stdout)
+        assert outcome["new"] == ["2509.20001"] and [r["arxiv_id"] for r in outcome["accepted"]] == ["2509.20001"]
+        assert [r["arxiv_id"] for r in outcome["rejected"]] == [e.arxiv_id for e in OFF_TOPIC[:4]]
+        bread = outcome["rejected"][0]
+        assert bread["title"] == OFF_TOPIC[0].title and "no field term in title/abstract" in bread["reason"]
+        assert bread["relevance"] < 0.55 and bread["nearest_curated"] in bread["reason"]
+        assert [p.name for p in (kb_copy / "incoming").glob("*.yaml")] == ["2509.20001.yaml"]
+        entry = kb.read_yaml(kb_copy / "incoming" / "2509.20001.yaml")[0]
+        assert entry["relevance"] >= 0.55 and entry["nearest_curated"] == outcome["accepted"][0]["nearest_curated"]
+        log = [json.loads(line) for line in (kb_copy / "incoming" / "rejected.jsonl").read_text().splitlines()]
+        assert [row["arxiv_id"] for row in log] == [e.arxiv_id for e in OFF_TOPIC[:4]]
+        assert log[0]["query"] == "all:bread OR all:memory" and log[0]["reason"] == bread["reason"]
+        text = run_plra("kb", "update", "--query", "all:bread", env=env)
+        assert text.returncode == 0, text.stderr
+        assert "4 rejected as off-topic" in text.stdout and f"rejected {OFF_TOPIC[0].arxiv_id} " in text.stdout
+        assert "rejected.jsonl" in text.stdout
+        assert len((kb_copy / "incoming" / "rejected.jsonl").read_text().splitlines()) == 4  # one row per paper
+        kept = json.loads(run_plra("kb", "update", "-q", "all:bread", "--min-relevance", "0", "--json", env=env).stdout)
+    assert kept["rejected"] == [] and sorted(kept["new"]) == sorted(e.arxiv_id for e in OFF_TOPIC[:4])

@@ -129,13 +129,17 @@ def test_update_lands_new_papers_and_collapses_versions(kb_copy):
         env = {"ARXIV_API_URL": server.url, "PLRA_ARXIV_DELAY_S": "0"}
         result = _update("--json", env=env)
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == {
+        outcome = json.loads(result.stdout)
+        assert {k: outcome[k] for k in ("new", "updated", "unchanged", "curated")} == {
             "new": ["2410.03905", "2503.07018"],
             "updated": [],
             "unchanged": [],
             "curated": ["2304.11406"],
         }
+        assert [row["arxiv_id"] for row in outcome["accepted"]] == ["2410.03905", "2503.07018"]
+        assert outcome["rejected"] == []  # both are about personalization: the relevance gate lets them in
         assert server.requests[0]["search_query"] == ["all:personalization"]
+        assert server.requests[0]["sortBy"] == ["submittedDate"]  # new papers: newest first, so --since can stop
         again = json.loads(_update("--json", env=env).stdout)
         assert again["new"] == [] and sorted(again["unchanged"]) == ["2410.03905", "2503.07018"]
     incoming = kb.read_yaml(kb_copy / "incoming" / "2410.03905.yaml")[0]

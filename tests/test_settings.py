@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from plra.errors import PlraError
-from plra.settings import available_profiles, load_knowledge, load_profile
+from plra.settings import available_profiles, load_knowledge, load_launch, load_profile
 from tests.conftest import run_plra
 
 
@@ -16,7 +16,8 @@ def test_profile_defaults_come_from_the_profile_file(isolated_config):
     seven = load_profile("internlm2-7b")
     assert tiny.is_embedded and tiny.device == "cpu" and tiny.quant_group_size == 64
     assert seven.base_model == "internlm/internlm2-chat-7b"
-    assert seven.serve_engine == "turbomind" and seven.kv_quant_policy == 8 and seven.train_method == "qlora"
+    assert seven.serve_engine == "turbomind" and seven.cache_max_entry_count == 0.4 and seven.train_method == "qlora"
+    assert seven.kv_quant_policy is None  # unset in the profile: deploy/turbomind.toml decides (tests/test_deploy.py)
 
 
 def test_precedence_flag_over_env_over_file_over_profile(isolated_config, monkeypatch):
@@ -44,6 +45,25 @@ def test_knowledge_settings_arxiv_url_alias(isolated_config, monkeypatch):
     assert load_knowledge().arxiv_api_url.startswith("https://export.arxiv.org")
     monkeypatch.setenv("ARXIV_API_URL", "http://127.0.0.1:9/api/query")
     assert load_knowledge().arxiv_api_url == "http://127.0.0.1:9/api/query"
+
+
+def test_launch_settings_precedence_and_xtuner_variable_names(isolated_config, monkeypatch):
+    for var in ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    assert load_launch().nnodes == 1 and load_launch().master_port == 29500
+    isolated_config.write_text('[launch]\nnnodes = 2\nlauncher = "slurm"\npartition = "llm"\n')
+    assert (load_launch().nnodes, load_launch().partition) == (2, "llm")
+    monkeypatch.setenv("NNODES", "3")  # the name `xtuner train` reads
+    monkeypatch.setenv("PORT", "7860")  # a web host's port for the app is not the rendezvous port
+    assert load_launch().nnodes == 3 and load_launch().master_port == 29500
+    monkeypatch.setenv("MASTER_PORT", "29601")
+    assert load_launch().master_port == 29601
+    monkeypatch.setenv("PLRA_NNODES", "4")  # plra's own name comes first
+    assert load_launch().nnodes == 4
+    assert load_launch({"nnodes": 5, "partition": None}).nnodes == 5 and load_launch().partition == "llm"
+    monkeypatch.setenv("NODE_RANK", "-1")
+    with pytest.raises(PlraError, match="node_rank"):
+        load_launch()
 
 
 def test_bad_value_names_the_setting(isolated_config):

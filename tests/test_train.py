@@ -9,8 +9,9 @@ from safetensors.torch import load_file
 from plra import train
 from plra.data import build as data_build
 from plra.envs import REPO_ROOT
+from plra.errors import PlraError
 from plra.model import chat
-from plra.settings import load_knowledge, load_profile
+from plra.settings import LaunchSettings, load_knowledge, load_profile
 from tests.conftest import run_plra
 
 CONFIGS = sorted((REPO_ROOT / "xtuner_configs").glob("*.py"))
@@ -75,8 +76,97 @@ def test_7b_qlora_dry_run_fits_8_gib():
 def test_multi_gpu_uses_torchrun_and_deepspeed():
     plan = json.loads(run_plra("train", "--profile", "internlm2-7b", "--gpus", "4", "--dry-run", "--json").stdout)
     argv = plan["commands"][0]["argv"]
-    assert argv[0] == "torchrun" and "--nproc_per_node=4" in argv
-    assert argv[argv.index("--deepspeed") + 1] == "deepspeed_zero2" and "--launcher" in argv
+    assert argv[0] == "torchrun" and "--nproc_per_node=4" in argv and "--nnodes=1" in argv
+    assert argv[argv.index("--deepspeed") + 1] == "deepspeed_zero2" and argv[argv.index("--launcher") + 1] == "pytorch"
+    assert plan["launch"]["launcher"] == "pytorch" and plan["launch"]["gpus"] == 4
+
+
+SEVEN_B = REPO_ROOT / "xtuner_configs" / "internlm2_chat_7b_qlora_plllm_e3.py"
+ENTRY = ["-m", "plra.workers.xtuner_entry"]
+
+
+def test_multi_node_each_rank_gets_torchrun_as_xtuner_builds_it():
+    # XTuner's own variables (NPROC_PER_NODE, NNODES, NODE_RANK, ADDR) set the launch, as for `xtuner train`;
+    # the port is torch's MASTER_PORT (XTuner's PORT is what web hosts set for an app).
+    xtuner_env = {"NPROC_PER_NODE": "8", "NNODES": "2", "ADDR": "node0", "MASTER_PORT": "29601", "PORT": "7860"}
+    plans = []
+    for rank in (0, 1):
+        result = run_plra("train", "--profile", "internlm2-7b", "--run-name", "two-nodes", "--dry-run", "--json",
+                          env={**xtuner_env, "NODE_RANK": str(rank)})  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        plans.append(json.loads(result.stdout))
+    work_dir = str(train.WORK_DIRS / "internlm2-7b" / "sft" / "two-nodes" / "xtuner")
+    for rank, plan in enumerate(plans):
+        train_step = plan["commands"][0]
+        assert train_step["argv"] == [
+            "torchrun", "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=8", "--master_addr=node0",
+            "--master_port=29601", *ENTRY, "train", str(SEVEN_B), "--work-dir", work_dir,
+            "--launcher", "pytorch", "--deepspeed", "deepspeed_zero2",
+        ]  # fmt: skip
+    # Rank 0 writes the checkpoint and last_checkpoint: node 0 alone converts and merges, on a GPU.
+    assert [c["step"] for c in plans[0]["commands"]] == ["train", "pth_to_hf", "merge"]
+    assert [c["step"] for c in plans[1]["commands"]] == ["train"]
+    merge = plans[0]["commands"][2]["argv"]
+    assert merge[:3] == ["python", *ENTRY] and merge[merge.index("--device") + 1] == "cuda"
+
+
+def test_slurm_launcher_builds_srun_with_xtuner_slurm_launcher():
+    result = run_plra("train", "--profile", "internlm2-7b", "--launcher", "slurm", "--partition", "llm",
+                      "--nnodes", "2", "--gpus", "8", "--master-port", "29702", "--dry-run", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    train_step, pth_to_hf, merge = plan["commands"]
+    srun = ["srun", "-p", "llm", "--job-name=plra-internlm2-7b-sft"]
+    assert train_step["argv"][:9] == [*srun, "--nodes=2", "--ntasks-per-node=8", "--gres=gpu:8",
+                                      "--kill-on-bad-exit=1", "python"]  # fmt: skip
+    assert train_step["argv"][9:13] == [*ENTRY, "train", str(SEVEN_B)]
+    assert train_step["argv"][-4:] == ["--launcher", "slurm", "--deepspeed", "deepspeed_zero2"]
+    assert "torchrun" not in train_step["argv"]  # srun starts every process; mmengine reads SLURM_* itself
+    assert train_step["env"]["MASTER_PORT"] == "29702"  # the port mmengine's slurm launcher rendezvous on
+    one_gpu = [*srun, "--nodes=1", "--ntasks=1", "--gres=gpu:1", "python", *ENTRY]
+    assert pth_to_hf["argv"][: len(one_gpu) + 1] == [*one_gpu, "pth_to_hf"]
+    assert merge["argv"][: len(one_gpu) + 1] == [*one_gpu, "merge"]
+
+
+@pytest.mark.parametrize(
+    ("device", "launch", "message"),
+    [
+        ("cpu", {"nnodes": 2}, "--nnodes 2 needs GPUs: pass --gpus N"),
+        ("cpu", {"launcher": "slurm", "partition": "llm"}, "--launcher slurm needs GPUs"),
+        ("cuda", {"nnodes": 2, "node_rank": 2, "gpus": 8}, "--node-rank 2 must be below --nnodes 2"),
+        ("cuda", {"nnodes": 2, "gpus": 8}, "--nnodes 2 needs --master-addr HOST"),
+        ("cuda", {"nnodes": 2, "gpus": 8, "master_addr": "node0"}, "--nnodes 2 needs --run-name NAME"),
+        ("cuda", {"launcher": "slurm"}, "--launcher slurm needs --partition PARTITION"),
+        ("cuda", {"partition": "llm", "gpus": 8}, "--partition llm is for slurm: add --launcher slurm"),
+        ("cuda", {"launcher": "slurm", "partition": "llm", "nnodes": 2, "node_rank": 1}, "slurm assigns node ranks"),
+        ("cuda", {"launcher": "slurm", "partition": "llm", "master_addr": "n0"}, "drop --node-rank and --master-addr"),
+    ],
+)
+def test_launch_mistakes_name_the_flag(device, launch, message):
+    with pytest.raises(PlraError, match=message):
+        train.resolve_launch(LaunchSettings(**launch), device)
+
+
+def test_launch_defaults_follow_the_process_count():
+    cpu = train.resolve_launch(LaunchSettings(), "cpu")
+    assert (cpu.gpus, cpu.launcher) == (0, None)  # a CPU profile: one process, merged on the CPU
+    one = train.resolve_launch(LaunchSettings(), "cuda")
+    assert (one.gpus, one.launcher) == (1, None)  # one GPU: plain python, as `xtuner train` does
+    assert train.resolve_launch(LaunchSettings(gpus=2), "cuda").launcher == "pytorch"
+    multi = train.resolve_launch(LaunchSettings(nnodes=2, gpus=1, master_addr="n0"), "cuda", named_run=True)
+    assert multi.launcher == "pytorch" and multi.nnodes == 2
+    assert train.resolve_launch(LaunchSettings(launcher="pytorch", gpus=1), "cuda").launcher == "pytorch"
+    for bad in ("latest", "a/b", "../up", ""):
+        with pytest.raises(PlraError, match="--run-name"):
+            train.run_folder(load_profile("tiny"), "sft", bad)
+
+
+def test_launch_mistake_is_one_line_from_the_cli():
+    result = run_plra("train", "--profile", "internlm2-7b", "--launcher", "slurm", "--dry-run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --launcher slurm needs --partition PARTITION: the slurm partition srun submits to"
+    )
 
 
 def test_memory_estimate_grows_with_length_rank_and_vocab():
