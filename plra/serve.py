@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from plra import envs
 from plra.envs import REPO_ROOT
@@ -34,7 +34,7 @@ from plra.errors import PlraError
 from plra.io import write_json_atomic
 from plra.llm import SERVE_STATE_DIR, pid_alive, wait_ready
 from plra.model import MODELS_DIR, resolve_model_dir
-from plra.settings import ProfileSettings, load_profile
+from plra.settings import ProfileSettings, load_profile, validate_settings
 
 LOG_DIR = REPO_ROOT / ".plra" / "logs"
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -90,15 +90,6 @@ class Process:
         return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in self.env.items()), shlex.join(self.argv)])
 
 
-def _validate_deploy(cls: type[ConfigT], values: dict[str, object], path: Path) -> ConfigT:
-    try:
-        return cls.model_validate(values)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise PlraError(f"{path}: setting '{where}': {first['msg']}") from None
-
-
 def read_deploy_file(path: Path, cls: type[ConfigT]) -> ConfigT:
     """One of deploy/*.toml, validated: a missing key or a typo is one line naming the file and the key."""
     try:
@@ -107,7 +98,7 @@ def read_deploy_file(path: Path, cls: type[ConfigT]) -> ConfigT:
         raise PlraError(f"{path} is missing: it holds plra serve's LMDeploy settings (git checkout it)") from None
     except tomllib.TOMLDecodeError as err:
         raise PlraError(f"{path}: invalid TOML: {err}") from None
-    return _validate_deploy(cls, values, path)
+    return validate_settings(cls, values, str(path))
 
 
 def engine_config(profile: ProfileSettings, path: Path = ENGINE_FILE) -> EngineConfig:
@@ -116,7 +107,7 @@ def engine_config(profile: ProfileSettings, path: Path = ENGINE_FILE) -> EngineC
     base = read_deploy_file(path, EngineConfig)
     overrides = {key: getattr(profile, name) for key, name in PROFILE_OVERRIDES.items()}
     values = base.model_dump() | {key: value for key, value in overrides.items() if value is not None}
-    return _validate_deploy(EngineConfig, values, path)
+    return validate_settings(EngineConfig, values, str(path))
 
 
 def visible_gpus(environ: Mapping[str, str]) -> tuple[list[str], str] | None:

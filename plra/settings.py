@@ -155,7 +155,8 @@ def _from_env(cls: type[BaseModel], environ: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def _validate(cls: type[SettingsT], values: dict[str, Any], origin: str) -> SettingsT:
+def validate_settings(cls: type[SettingsT], values: dict[str, Any], origin: str) -> SettingsT:
+    """Validated settings; the first problem is one line naming where they came from and the setting."""
     try:
         return cls.model_validate(values)
     except ValidationError as err:
@@ -190,7 +191,7 @@ def load_profile(
     per_profile = model_section.get(name, {}) if isinstance(model_section.get(name), dict) else {}
     file_values = {k: v for k, v in model_section.items() if not isinstance(v, dict)} | per_profile
     merged = _layer(defaults, file_values, _from_env(ProfileSettings, environ), flags or {})
-    return _validate(ProfileSettings, merged, f"profile '{name}' ({config_file.name}, PLRA_* variables, flags)")
+    return validate_settings(ProfileSettings, merged, f"profile '{name}' ({config_file.name}, PLRA_* variables, flags)")
 
 
 def _load_section(
@@ -202,7 +203,7 @@ def _load_section(
     config_file = config_file or config_path()
     file_values = _read_toml(config_file).get(section, {})
     merged = _layer({}, file_values, _from_env(cls, environ), flags or {})
-    return _validate(cls, merged, f"{what} ({config_file.name}, PLRA_* variables, flags)")
+    return validate_settings(cls, merged, f"{what} ({config_file.name}, PLRA_* variables, flags)")
 
 
 def load_knowledge(
