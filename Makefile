@@ -15,7 +15,7 @@ help:
 	@echo "make lint       ruff"
 
 setup:
-	@$(PYTHON) -m plra.envs setup
+	@$(PYTHON) -m plra.toolchain.envs setup
 
 model: setup
 	@$(PLRA) model fetch --no-check

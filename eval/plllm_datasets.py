@@ -11,7 +11,7 @@ from opencompass.openicl.icl_inferencer import GenInferencer
 from opencompass.openicl.icl_prompt_template import PromptTemplate
 from opencompass.openicl.icl_retriever import ZeroRetriever
 
-from plra.workers.oc_evaluators import AttributionEvaluator, KeyPointRecallEvaluator
+from plra.toolchain.workers.oc_evaluators import AttributionEvaluator, KeyPointRecallEvaluator
 
 data_root = __import__("os").environ.get("PLRA_EVAL_DATA", "reports/eval/data")
 variants = __import__("os").environ.get("PLRA_EVAL_VARIANTS", "norag").split(",")

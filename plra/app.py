@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from plra.conversation import standalone
+from plra.assistant.answer import AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
+from plra.assistant.conversation import standalone
 from plra.errors import PlraError
 from plra.prompts import NOT_REVIEWED
-from plra.rag import AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
 from plra.types import bare_arxiv_id
 
 MAX_INPUT_CHARS = 2000
@@ -106,7 +106,7 @@ def respond(
         if mode == "Agent":
             if not endpoint.strip():
                 raise PlraError("the agent needs a served model: set the endpoint in Settings (`plra serve`)")
-            from plra import agent
+            from plra.assistant import agent
 
             standalone_question = standalone(message, earlier, assistant().name_index).question
             reply = agent.run(standalone_question, endpoint.strip())
@@ -166,14 +166,14 @@ def checked_upload(path: str) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def paper_reader(source: str):
-    from plra.reader import PaperReader
+    from plra.research.read import PaperReader
 
     return PaperReader.open(source, assistant())
 
 
 def open_paper(upload: str | None, arxiv_id: str) -> tuple[str, str | None, list]:
     """Read the uploaded PDF or the arXiv id; returns (card, source for later questions, cleared chat)."""
-    from plra.reader import card_markdown
+    from plra.research.read import card_markdown
 
     try:
         if upload:
@@ -212,9 +212,9 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
 def write_action(action: str, topic: str, style: str, lang: str, use_model: bool, endpoint: str, model: str,
                  temperature: float) -> tuple[str, str | None]:  # fmt: skip
     """Run one Write action; returns (Markdown to show, path of the BibTeX file to download)."""
-    from plra.cite import bibtex
-    from plra.ideas import ideas, ideas_markdown
-    from plra.write import outline, outline_markdown, related_work
+    from plra.knowledge.cite import bibtex
+    from plra.research.ideas import ideas, ideas_markdown
+    from plra.research.write import outline, outline_markdown, related_work
 
     try:
         llm = client_for(endpoint, model, temperature, 512) if use_model else None

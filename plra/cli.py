@@ -9,24 +9,25 @@ import sys
 
 import typer
 
-from plra import __version__, envs
-from plra.agent import agent_command
-from plra.cite import cite_command
-from plra.conversation import chat_command
+from plra import __version__
+from plra.assistant.agent import agent_command
+from plra.assistant.answer import ask_command
+from plra.assistant.chat import chat_command
 from plra.data.build import data_app
 from plra.errors import PlraError
-from plra.evaluate import eval_command as bench_eval_command
-from plra.ideas import ideas_command
-from plra.kb import kb_app
-from plra.model import model_app
-from plra.pipeline import pipeline_command
-from plra.quantize import quantize_command
-from plra.rag import ask_command
-from plra.reader import read_command
-from plra.retrieval import eval_command, search_command
-from plra.serve import serve_command
-from plra.train import train_command
-from plra.write import write_app
+from plra.knowledge.cite import cite_command
+from plra.knowledge.commands import kb_app
+from plra.knowledge.retrieval import eval_command, search_command
+from plra.research.ideas import ideas_command
+from plra.research.read import read_command
+from plra.research.write import write_app
+from plra.toolchain import envs
+from plra.toolchain.evaluate import eval_command as bench_eval_command
+from plra.toolchain.model import model_app
+from plra.toolchain.pipeline import pipeline_command
+from plra.toolchain.quantize import quantize_command
+from plra.toolchain.serve import serve_command
+from plra.toolchain.train import train_command
 
 app = typer.Typer(
     help="PLRA, the Personalized-LLM Research Assistant: data, training, deployment, evaluation and use.",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from plra.envs import REPO_ROOT
 from plra.errors import PlraError
+from plra.paths import REPO_ROOT
 from plra.settings import ProfileSettings
 
 SERVE_STATE_DIR = REPO_ROOT / ".plra" / "serve"

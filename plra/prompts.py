@@ -351,7 +351,7 @@ IDEA_REWRITE_INSTRUCTIONS = {
     "zh": "请把下面的研究设想改写成研究计划中一段有说服力的中文段落。保留所有 [arXiv:编号] 引用，不要加入其他论文。",
 }
 
-# Rewriting a follow-up into a standalone question before retrieval (plra.conversation).
+# Rewriting a follow-up into a standalone question before retrieval (plra.assistant.conversation).
 REWRITE_INSTRUCTIONS = {
     "en": (
         "Rewrite the last question of this conversation so that it can be understood without the conversation: "
@@ -365,7 +365,7 @@ REWRITE_INSTRUCTIONS = {
     ),
 }
 
-# Sentences of the composer (plra.compose): answers written from the knowledge base without a model.
+# Sentences of the composer (plra.assistant.compose): answers written from the knowledge base without a model.
 COMPOSE: dict[str, dict[str, object]] = {
     "definition": {"en": "{term}: {definition} {cite}", "zh": "{term}：{definition}{cite}"},
     "first_finding": {"en": "{name} {cite} finds that {finding}.", "zh": "{name} {cite} 的研究表明：{finding}。"},

@@ -27,8 +27,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plra.envs import REPO_ROOT
 from plra.errors import PlraError
+from plra.paths import REPO_ROOT
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "tiny"
@@ -52,7 +52,7 @@ class ProfileSettings(BaseModel):
     calib_seqlen: int = 2048
     serve_engine: Literal["transformers", "turbomind", "pytorch"] = "transformers"
     serve_port: int = 23333
-    # LMDeploy engine settings: None leaves the value to deploy/turbomind.toml (plra.serve.engine_config), so
+    # LMDeploy engine settings: None leaves the value to deploy/turbomind.toml (plra.toolchain.serve.engine_config), so
     # the shared defaults live in one file and a profile names only what its model or GPU needs otherwise.
     kv_quant_policy: Literal[0, 4, 8] | None = None
     cache_max_entry_count: float | None = None
@@ -85,7 +85,7 @@ class KnowledgeSettings(BaseModel):
     arxiv_retries: int = 3
     arxiv_delay_s: float = 3.0  # arXiv asks clients for one request every three seconds
     embedding_model: Path | None = None  # a local sentence-embedding model enables dense retrieval
-    # `plra kb update` keeps a fetched paper only at this relevance to the field or above (plra.relevance):
+    # `plra kb update` keeps a fetched paper only at this relevance to the field or above (plra.knowledge.relevance):
     # fitted on the curated papers (leave-one-out) against off-topic abstracts; 0 lets every paper in.
     min_relevance: float = Field(0.55, ge=0.0, le=1.0)
 

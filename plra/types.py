@@ -89,6 +89,8 @@ class Paper(PaperBase):
     metrics: list[str] = []
     keywords: list[str] = []
     related: list[str] = []
+    # The day the entry entered the curated set: `plra kb digest --since DATE` and the reviewed-through date.
+    added: datetime.date | None = None
     curated: bool = True
 
     @field_validator("summary_en")
@@ -136,7 +138,7 @@ class IncomingPaper(PaperBase):
     categories: list[str] = []
     source_abstract: str = ""  # arXiv's abstract, kept as local data for the user only
     fetched: str = ""
-    # What the relevance gate of `plra kb update` found (plra.relevance); None for entries fetched before it.
+    # What the relevance gate of `plra kb update` found (plra.knowledge.relevance); None for entries fetched before it.
     relevance: float | None = Field(None, ge=0.0, le=1.0)
     nearest_curated: str | None = None  # the curated paper most like this one
 
@@ -237,3 +239,66 @@ class OutlineTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sections: list[OutlineSection] = Field(min_length=1)
+
+
+CITATION = re.compile(r"\[arXiv:([^\]\s]+)\]")
+OVERVIEW_SECTIONS = ("families", "choosing", "evidence", "benchmarks", "open_problems")
+
+
+def cited_ids(text: str) -> list[str]:
+    """The arXiv ids a text cites as [arXiv:ID], in order of first appearance."""
+    return list(dict.fromkeys(CITATION.findall(text)))
+
+
+class OverviewSection(BaseModel):
+    """One part of a topic overview, in both languages, citing the same papers in each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    en: str = Field(min_length=40)
+    zh: str = Field(min_length=20)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in OVERVIEW_SECTIONS:
+            raise ValueError(f"kind must be one of {', '.join(OVERVIEW_SECTIONS)}, not '{kind}'")
+        return kind
+
+
+class Overview(BaseModel):
+    """A survey section on one taxonomy topic (`overviews/<topic>.yaml`): families, choosing, evidence,
+    benchmarks, open problems, every sentence cited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str
+    central: list[str] = Field(min_length=3, max_length=6)
+    sections: list[OverviewSection]
+
+    def section(self, kind: str) -> OverviewSection | None:
+        return next((s for s in self.sections if s.kind == kind), None)
+
+    def text(self, lang: str) -> str:
+        return "\n\n".join(getattr(s, lang) for s in self.sections)
+
+
+class Claim(BaseModel):
+    """An evidence statement answering one of the field's recurring questions, with the papers for and against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z\-]*-\d{2,3}$")
+    topics: list[str] = Field(min_length=1, max_length=4)
+    question_en: str = Field(min_length=10)
+    question_zh: str = Field(min_length=5)
+    claim_en: str = Field(min_length=20)
+    claim_zh: str = Field(min_length=10)
+    supports: list[str] = Field(min_length=1)
+    contradicts: list[str] = []
+    conditions_en: str = Field(min_length=10)
+    conditions_zh: str = Field(min_length=5)
+
+    def papers(self) -> list[str]:
+        return [*self.supports, *self.contradicts]

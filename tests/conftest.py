@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from plra.envs import REPO_ROOT
-from plra.model import embedded_dir
+from plra.paths import REPO_ROOT
+from plra.toolchain.model import embedded_dir
 
 PLRA = [sys.executable, "-m", "plra"]
 FIELD_DIR = REPO_ROOT / "datasets" / "personalized-llm"

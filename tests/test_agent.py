@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from plra import agent, serve
-from plra.rag import Assistant
+from plra.assistant import agent
+from plra.assistant.answer import Assistant
 from plra.settings import load_knowledge, load_profile
+from plra.toolchain import serve
 from tests.arxiv_fixture import ArxivServer, AtomEntry
 from tests.conftest import free_port
 from tests.openai_fixture import ScriptedOpenAI

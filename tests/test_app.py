@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plra.envs import REPO_ROOT
+from plra.paths import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from plra import kb, rag, retrieval
+from plra.assistant import answer as rag
+from plra.knowledge import kb, retrieval
 from plra.llm import LLMClient
 from plra.settings import load_knowledge
 from tests.conftest import run_plra

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from plra.envs import REPO_ROOT
+from plra.paths import REPO_ROOT
 from tests.conftest import run_plra
 
 

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from plra import rag
-from plra.conversation import rule_rewrite
-from plra.envs import REPO_ROOT
+from plra.assistant import answer as rag
+from plra.assistant.conversation import rule_rewrite
 from plra.io import read_jsonl
 from plra.llm import LLMClient
+from plra.paths import REPO_ROOT
 from plra.settings import load_knowledge
 from tests.conftest import FIELD_DIR, run_plra
 from tests.openai_fixture import ScriptedOpenAI

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from plra import kb
 from plra.data import build as data_build
 from plra.data.leakage import find_leaks
 from plra.errors import PlraError
+from plra.knowledge import kb
 from plra.settings import load_knowledge
 from plra.types import ARXIV_ID
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from plra import serve
 from plra.errors import PlraError
 from plra.llm import LLMClient
 from plra.settings import load_profile
+from plra.toolchain import serve
 from tests.conftest import free_port, run_plra
 
 # Tests name the GPUs they plan on, so a plan is the same on a CPU box, a 1-GPU box and an 8-GPU box.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from plra import envs
 from plra.errors import PlraError
+from plra.toolchain import envs
 from tests.conftest import run_plra
 
 
@@ -110,7 +110,7 @@ def test_env_command_reports_all_three_envs():
 def test_setup_module_runs_without_dependencies():
     # `make setup` runs this with the bare system interpreter before any env exists.
     result = subprocess.run(
-        [sys.executable, "-m", "plra.envs", "--help"], capture_output=True, text=True, cwd=envs.REPO_ROOT
+        [sys.executable, "-m", "plra.toolchain.envs", "--help"], capture_output=True, text=True, cwd=envs.REPO_ROOT
     )
     assert result.returncode == 0 and "setup" in result.stdout
 

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from plra import envs, evaluate, kb, serve
 from plra.errors import PlraError
+from plra.knowledge import kb
 from plra.settings import LaunchSettings, load_knowledge, load_profile
+from plra.toolchain import envs, evaluate, serve
 from tests.conftest import free_port, run_plra
 
 BENCH = Path(__file__).resolve().parent.parent / "datasets" / "personalized-llm" / "benchmark"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from plra import kb
 from plra.errors import PlraError
+from plra.knowledge import kb
 from plra.settings import load_knowledge
 from plra.types import CJK
 from tests.arxiv_fixture import ArxivServer, AtomEntry
@@ -135,13 +135,13 @@ def test_promote_requires_curation_then_moves_the_entry(kb_copy):
 
 @pytest.fixture(scope="module")
 def gate(knowledge):
-    from plra.relevance import RelevanceGate
+    from plra.knowledge.relevance import RelevanceGate
 
     return RelevanceGate.open(load_knowledge({"datasets_dir": FIELD_DIR.parent}), knowledge)
 
 
 def test_relevance_gate_passes_every_curated_paper_and_rejects_off_topic_abstracts(gate):
-    from plra.relevance import calibration
+    from plra.knowledge.relevance import calibration
 
     report = calibration(gate, [(e.title, e.abstract) for e in OFF_TOPIC])
     # Each curated paper is scored as if it were new: its own entry, names and keywords left out.
@@ -159,7 +159,7 @@ def test_relevance_gate_passes_every_curated_paper_and_rejects_off_topic_abstrac
 
 
 def test_field_terms_count_each_stretch_of_text_once(gate):
-    from plra.relevance import found_terms
+    from plra.knowledge.relevance import found_terms
 
     labels = [t.label for t in found_terms(gate.terms, "Personalized memory benchmarks and evaluation")]
     assert labels[0] == "personaliz" and "persona" not in labels  # "persona" is inside "personalized"

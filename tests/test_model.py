@@ -1,6 +1,6 @@
 import json
 
-from plra.model import MANIFEST, _checksums, chat, verify
+from plra.toolchain.model import MANIFEST, _checksums, chat, verify
 from tests.conftest import run_plra
 
 

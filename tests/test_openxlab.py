@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plra.envs import ENVS, REPO_ROOT, requirements_hash
+from plra.paths import REPO_ROOT
+from plra.toolchain.envs import ENVS, requirements_hash
 
 
 def _load(path: Path, name: str):

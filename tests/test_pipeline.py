@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from plra.envs import REPO_ROOT
-from plra.pipeline import SMOKE_QUESTIONS, STAGES, markdown
+from plra.paths import REPO_ROOT
+from plra.toolchain.pipeline import SMOKE_QUESTIONS, STAGES, markdown
 from tests.conftest import free_port, run_plra
 from tests.openai_fixture import ScriptedOpenAI
 
@@ -21,7 +21,7 @@ def test_dry_run_prints_every_stage_for_every_profile(profile):
     steps = json.loads(result.stdout.strip().splitlines()[-1])
     assert [s["stage"] for s in steps] == [*STAGES, "stop"]
     commands = {s["stage"]: "\n".join(s["commands"]) for s in steps}
-    assert "plra.workers.xtuner_entry train" in commands["train"]
+    assert "plra.toolchain.workers.xtuner_entry train" in commands["train"]
     if profile == "tiny":
         assert "transformers serve" in commands["serve"] and "eval_plllm_hf.py" in commands["eval"]
     else:
@@ -76,7 +76,7 @@ def slow_unless_short(seconds: float, max_tokens: int, text: str):
 
 def run_smoke(url: str, env: dict[str, str]):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
-    argv = [sys.executable, "-m", "plra.pipeline_smoke", url, "tiny", SMOKE_QUESTIONS[0]]
+    argv = [sys.executable, "-m", "plra.toolchain.examples", url, "tiny", SMOKE_QUESTIONS[0]]
     done = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=REPO_ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

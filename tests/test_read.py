@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plra.reader import PaperReader, check_pages, passages
+from plra.research.read import PaperReader, check_pages, passages
 from plra.settings import load_knowledge
 from tests.arxiv_fixture import ArxivServer
 from tests.conftest import FIELD_DIR, free_port, run_plra
@@ -20,7 +20,7 @@ def paper_pdf(tmp_path):
 
 
 def test_extraction_keeps_pages_sets_aside_instructions_and_drops_references(kb_copy, paper_pdf):
-    from plra.reader import load_paper
+    from plra.research.read import load_paper
 
     paper = load_paper(str(paper_pdf), load_knowledge())
     assert paper.title == TITLE and len(paper.pages) == 4

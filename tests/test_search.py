@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from plra import kb, retrieval
 from plra.errors import PlraError
+from plra.knowledge import kb, retrieval
 from plra.settings import load_knowledge
 from tests.arxiv_fixture import ArxivServer, AtomEntry
 from tests.conftest import run_plra

@@ -6,12 +6,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from plra import train
 from plra.data import build as data_build
-from plra.envs import REPO_ROOT
 from plra.errors import PlraError
-from plra.model import chat
+from plra.paths import REPO_ROOT
 from plra.settings import LaunchSettings, load_knowledge, load_profile
+from plra.toolchain import train
+from plra.toolchain.model import chat
 from tests.conftest import run_plra
 
 CONFIGS = sorted((REPO_ROOT / "xtuner_configs").glob("*.py"))
@@ -69,7 +69,7 @@ def test_7b_qlora_dry_run_fits_8_gib():
     assert plan["memory_gib"]["total"] <= 8.0
     assert plan["knobs"]["quantized_4bit"] and plan["knobs"]["batch_size"] == 1
     train_argv = plan["commands"][0]["argv"]
-    assert train_argv[:3] == ["python", "-m", "plra.workers.xtuner_entry"] and train_argv[3] == "train"
+    assert train_argv[:3] == ["python", "-m", "plra.toolchain.workers.xtuner_entry"] and train_argv[3] == "train"
     assert [c["step"] for c in plan["commands"]] == ["train", "pth_to_hf", "merge"]
 
 
@@ -82,7 +82,7 @@ def test_multi_gpu_uses_torchrun_and_deepspeed():
 
 
 SEVEN_B = REPO_ROOT / "xtuner_configs" / "internlm2_chat_7b_qlora_plllm_e3.py"
-ENTRY = ["-m", "plra.workers.xtuner_entry"]
+ENTRY = ["-m", "plra.toolchain.workers.xtuner_entry"]
 
 
 def test_multi_node_each_rank_gets_torchrun_as_xtuner_builds_it():
@@ -231,7 +231,7 @@ def test_gpu_profile_dry_run_estimates_memory_from_the_parameter_count(profile):
 # the regex picks, and the counts the memory estimate uses, are checked against a real model.
 DEEPSEEK_PROBE = """
 import json, sys
-from plra.workers.xtuner_entry import install_triton_ops_standin, restore_removed_transformers_names
+from plra.toolchain.workers.xtuner_entry import install_triton_ops_standin, restore_removed_transformers_names
 install_triton_ops_standin()
 restore_removed_transformers_names()  # xtuner's DeepSeek-V2 code imports a name transformers 4.48 removed
 import torch

@@ -6,12 +6,12 @@ import re
 import bibtexparser
 import pytest
 
-from plra import kb
-from plra.cite import apa, citation_keys
-from plra.rag import check_citations
+from plra.assistant.answer import check_citations
+from plra.knowledge import kb
+from plra.knowledge.cite import apa, citation_keys
+from plra.research.write import MARKER, SENTENCES
 from plra.settings import load_knowledge
 from plra.types import Paper
-from plra.write import MARKER, SENTENCES
 from tests.conftest import run_plra
 from tests.openai_fixture import ScriptedOpenAI
 
@@ -164,7 +164,7 @@ def test_citation_keys_stay_unique_when_two_papers_would_share_one():
     papers = [paper("2401.00001"), paper("2401.00002")]
     assert citation_keys(papers) == {"2401.00001": "lovelace2024personal", "2401.00002": "lovelace2024personala"}
     assert apa(papers[0]).startswith("Lovelace, A. (2024). Personal Agents & 100% Recall. *arXiv*.")
-    from plra.cite import bibtex
+    from plra.knowledge.cite import bibtex
 
     entries = parse_bib(bibtex(papers))
     assert entries["lovelace2024personal"]["title"] == r"Personal Agents \& 100\% Recall"

@@ -23,10 +23,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from plra import rag
+from plra.assistant import answer as rag
 from plra.io import read_jsonl, write_json_atomic, write_text_atomic
-from plra.retrieval import is_chinese
-from plra.scoring import key_point_recall
+from plra.knowledge.retrieval import is_chinese
+from plra.toolchain.scoring import key_point_recall
 
 ARXIV = re.compile(r"\[arXiv:(\d{4}\.\d{4,5})\]")
 BASELINE_HEADER = {

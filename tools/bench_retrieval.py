@@ -18,8 +18,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from plra import kb
-from plra.retrieval import Doc, PlainBM25, SearchIndex, document, load_questions
+from plra.knowledge import kb
+from plra.knowledge.retrieval import Doc, PlainBM25, SearchIndex, document, load_questions
 from plra.settings import load_knowledge
 
 

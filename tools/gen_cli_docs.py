@@ -16,7 +16,7 @@ os.environ["TYPER_USE_RICH"] = "0"
 import typer.main
 
 from plra.cli import app
-from plra.envs import REPO_ROOT
+from plra.paths import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "cli.md"
 

@@ -6,7 +6,7 @@
 # attention projections, the dense MLP of layer 0 and the shared experts, not on the 64 x 26 routed experts:
 # each of those sees ~6/64 of the tokens, and LoRA on all of them would add ~20x the trainable parameters.
 # The model's own modeling code runs (trust_remote_code); it imports a name transformers 4.48 dropped, which
-# plra.workers.xtuner_entry restores. Multi-GPU: add --gpus N (DeepSpeed ZeRO-2).
+# plra.toolchain.workers.xtuner_entry restores. Multi-GPU: add --gpus N (DeepSpeed ZeRO-2).
 # mmengine parses configs with lazy imports, so the standard library is reached through __import__.
 import torch
 from mmengine.dataset import DefaultSampler

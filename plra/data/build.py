@@ -13,13 +13,13 @@ from typing import Any
 
 import typer
 
-from plra import kb as kb_module
 from plra.data import dpo, pretrain, sft
 from plra.data.leakage import find_leaks
 from plra.data.synth import synth_command
-from plra.envs import REPO_ROOT
 from plra.errors import PlraError
 from plra.io import read_jsonl, write_json_atomic
+from plra.knowledge import kb as kb_module
+from plra.paths import REPO_ROOT
 from plra.settings import KnowledgeSettings, load_knowledge
 
 BENCHMARK_FILES = ("mcq.jsonl", "qa.jsonl", "attribution.jsonl", "retrieval.jsonl", "in_field.jsonl",

@@ -11,7 +11,7 @@ from typing import Any
 
 from plra.data.sft import findings_answer, metadata_answer, summary_answer
 from plra.data.text import alias
-from plra.kb import KnowledgeBase
+from plra.knowledge.kb import KnowledgeBase
 from plra.prompts import QUESTIONS, REFUSAL_UNHELPFUL, SYSTEM
 from plra.types import Paper
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plra.data.text import cite, lead
-from plra.kb import KnowledgeBase
+from plra.knowledge.kb import KnowledgeBase
 
 
 def paper_document(kb: KnowledgeBase, arxiv_id: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from plra.data.text import alias, cite, lead
 from plra.errors import PlraError
 from plra.io import read_jsonl_numbered
-from plra.kb import KnowledgeBase
+from plra.knowledge.kb import KnowledgeBase
 from plra.prompts import OUT_OF_FIELD, QUESTIONS, REDIRECT, REDIRECT_ANGLES, SCOPE, SYSTEM
 from plra.types import ARXIV_ID, Paper
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import typer
 
-from plra import kb as kb_module
 from plra.data.sft import load_handwritten
-from plra.envs import REPO_ROOT
 from plra.errors import PlraError
 from plra.io import write_text_atomic
+from plra.knowledge import kb as kb_module
+from plra.paths import REPO_ROOT
 from plra.prompts import SYNTH_PROMPT
 from plra.settings import load_knowledge
 

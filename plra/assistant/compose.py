@@ -1,0 +1,265 @@
+"""One answer plan per intent, and the composer that writes it as cited prose without a model.
+
+The plan is what the answer must contain: the glossary entry for a definition, a table of the named
+papers for a comparison, a paper's card, a reading path for a newcomer. `compose` writes it from the
+knowledge base alone (every sentence cites its paper as [arXiv:ID], checked afterwards like a model's
+answer); a model writes from the same plan, and `degenerate` says when its output must give way to the
+composer's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from plra.knowledge.kb import KnowledgeBase
+from plra.knowledge.names import NameIndex
+from plra.knowledge.retrieval import tokenize
+from plra.prompts import COMPOSE, PLAN_INSTRUCTIONS
+from plra.types import GlossaryTerm, Paper, ReadingPath
+
+FINDING_CUES = re.compile(r"表明|发现|显示|证明|结果|提升|优于|降低|说明")
+OPEN_CUES = re.compile(
+    r"\b(remain|remains|still|fail|fails|struggle|struggles|limited|limitation|gap|forget|ignore|drop|worse|"
+    r"risk|bias|leak|hard|challenge|unclear|lack)\w*|仍|尚|不足|局限|挑战|遗忘|忽略|风险|偏差|困难|缺乏|下降"
+)
+
+
+@dataclass
+class Plan:
+    intent: str
+    lang: str
+    papers: list[str]  # arXiv ids, named ones first
+    named: list[str] = field(default_factory=list)  # the papers the question (or its history) names
+    term: GlossaryTerm | None = None
+    path: ReadingPath | None = None
+
+
+def cite(arxiv_id: str) -> str:
+    return f"[arXiv:{arxiv_id}]"
+
+
+def lower_first(text: str) -> str:
+    """'Adding items ...' -> 'adding items ...' inside a sentence; names and acronyms ('LaMP', 'GPT-4') stay."""
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first[:1].isupper() and first[1:].islower() else text
+
+
+def best_finding(paper: Paper, question: str, lang: str, cues: re.Pattern | None = None) -> str:
+    """The finding that best fits the question: English key findings, or a sentence of the Chinese summary."""
+    if lang == "zh":
+        sentences = [s for s in re.split(r"(?<=[。！？])", paper.summary_zh) if s.strip()]
+    else:
+        sentences = list(paper.key_findings)
+    wanted = set(tokenize(question))
+
+    def fit(sentence: str) -> tuple[int, int, int]:
+        cue = bool((cues or FINDING_CUES).search(sentence)) if (cues or lang == "zh") else 0
+        return (cue, len(wanted & set(tokenize(sentence))), -sentences.index(sentence))
+
+    return max(sentences, key=fit).strip().rstrip("。.") if sentences else paper.title
+
+
+def name_of(paper: Paper, names: NameIndex) -> str:
+    return names.display_name(paper.arxiv_id)
+
+
+def sentence(template_key: str, lang: str, **values: str) -> str:
+    return COMPOSE[template_key][lang].format(**values)
+
+
+def _join(items: list[str], lang: str) -> str:
+    items = [i for i in items if i]
+    if lang == "zh":
+        return "、".join(items)
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1] if items else ""
+
+
+def _paper_sentences(papers: list[Paper], question: str, names: NameIndex, lang: str, cues=None) -> list[str]:
+    out = []
+    for i, paper in enumerate(papers):
+        key = "first_finding" if i == 0 else ("also_finding" if i % 2 else "other_finding")
+        finding = best_finding(paper, question, lang, cues)
+        out.append(sentence(key, lang, name=name_of(paper, names), cite=cite(paper.arxiv_id),
+                            finding=finding if lang == "zh" else lower_first(finding)))  # fmt: skip
+    return out
+
+
+def compose_definition(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    term = plan.term
+    assert term is not None
+    definition = term.zh if plan.lang == "zh" else term.en
+    studied = [kb.papers[p] for p in dict.fromkeys([*term.papers, *plan.papers]) if p in kb.papers][:3]
+    shown = (term.names_zh or [term.term])[0] if plan.lang == "zh" else term.term
+    first = sentence("definition", plan.lang, term=shown, definition=definition,
+                     cite=cite(studied[0].arxiv_id) if studied else "")  # fmt: skip
+    return " ".join([first, *_paper_sentences(studied[1:] if studied else [], question, names, plan.lang)])
+
+
+def _cell(values: list[str], arxiv_id: str, limit: int = 3) -> str:
+    return f"{'; '.join(values[:limit]) or '—'} {cite(arxiv_id)}"
+
+
+def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    papers = [kb.papers[p] for p in (plan.named if len(plan.named) >= 2 else plan.papers)[:4] if p in kb.papers]
+    lang = plan.lang
+    header = COMPOSE["compare_header"][lang]
+    rows = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+    for p in papers:
+        finding = best_finding(p, question, lang)
+        rows.append(f"| {name_of(p, names)} ({p.year}) | {_cell(p.methods, p.arxiv_id)} "
+                    f"| {_cell(p.datasets, p.arxiv_id)} "
+                    f"| {_cell(p.metrics, p.arxiv_id)} | {finding} {cite(p.arxiv_id)} |")  # fmt: skip
+    prose = [sentence("compare_intro", lang, names=_join([name_of(p, names) for p in papers], lang))]
+    if len(papers) >= 2:
+        a, b = papers[0], papers[1]
+        shared = [t for t in a.topics if t in b.topics and t in kb.topics]
+        topic = re.split(r"\s*[（(]", getattr(kb.topics[shared[0]], lang))[0] if shared else ""
+        metrics = sorted(set(a.metrics) & set(b.metrics))[:2]
+        if topic or metrics:
+            key = "compare_common" if topic and metrics else ("compare_topic" if topic else "compare_metrics")
+            topic = topic.lower() if lang == "en" else topic
+            prose.append(sentence(key, lang, a=name_of(a, names), b=name_of(b, names), topic=topic,
+                                  metrics=_join(metrics, lang), cites=cite(a.arxiv_id) + cite(b.arxiv_id)))  # fmt: skip
+        prose.append(sentence("compare_differ", lang, a=name_of(a, names), b=name_of(b, names),
+                              a_finding=best_finding(a, question, lang), b_finding=best_finding(b, question, lang),
+                              a_cite=cite(a.arxiv_id), b_cite=cite(b.arxiv_id)))  # fmt: skip
+    return " ".join(prose) + "\n\n" + "\n".join(rows)
+
+
+def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    paper = kb.papers[plan.named[0] if plan.named else plan.papers[0]]
+    lang = plan.lang
+    summary = paper.summary_zh if lang == "zh" else paper.summary_en
+    lead = sentence("paper_lead", lang, title=paper.title, venue=paper.venue or "arXiv", year=str(paper.year),
+                    cite=cite(paper.arxiv_id))  # fmt: skip
+    findings = (
+        ""
+        if lang == "zh"
+        else " ".join(
+            sentence("paper_finding", lang, finding=lower_first(f.rstrip(".")), cite=cite(paper.arxiv_id))
+            for f in paper.key_findings[:3]
+        )
+    )
+    facts = [
+        COMPOSE[key][lang].format(values=_join(values[:4], lang), cite=cite(paper.arxiv_id))
+        for key, values in (
+            ("paper_methods", paper.methods),
+            ("paper_data", paper.datasets),
+            ("paper_metrics", paper.metrics),
+        )
+        if values
+    ]
+    summary = " ".join([*facts, summary.strip()])  # the facts first: a follow-up asks for data or metrics
+    related = [kb.papers[r] for r in paper.related if r in kb.papers][:2]
+    tail = (
+        sentence("paper_related", lang, names=_join([f"{name_of(r, names)} {cite(r.arxiv_id)}" for r in related], lang))
+        if related
+        else ""
+    )
+    return " ".join(x for x in [lead, summary.strip(), findings, tail] if x)
+
+
+def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:5]
+    intro = sentence("list_intro", plan.lang, n=str(len(papers)))
+    return " ".join([intro, *_paper_sentences(papers, question, names, plan.lang)])
+
+
+def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:4]
+    intro = sentence("open_intro", plan.lang)
+    return " ".join([intro, *_paper_sentences(papers, question, names, plan.lang, cues=OPEN_CUES)])
+
+
+def pick_path(paths: list[ReadingPath], question: str, lang: str) -> ReadingPath:
+    """The reading path whose audience and title best match the background the question states."""
+    wanted = Counter(tokenize(question))
+
+    def fit(path: ReadingPath) -> tuple[float, int]:
+        text = " ".join([path.audience_en, path.audience_zh, path.title_en, path.title_zh])
+        words = set(tokenize(text))
+        return (sum(c for w, c in wanted.items() if w in words), -paths.index(path))  # ties: the first path
+
+    return max(paths, key=fit)
+
+
+def compose_newcomer(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    path = plan.path
+    assert path is not None
+    lang = plan.lang
+    title, audience = (path.title_zh, path.audience_zh) if lang == "zh" else (path.title_en, path.audience_en)
+    lines = [sentence("path_intro", lang, title=title, audience=audience.rstrip("。.") or title)]
+    for i, step in enumerate(path.steps, 1):
+        paper = kb.papers.get(step.arxiv_id)
+        if paper is None:
+            continue
+        why = step.why_zh if lang == "zh" else step.why_en
+        lines.append(f"{i}. {name_of(paper, names)} ({paper.year}) {cite(paper.arxiv_id)}: {why}")
+    return "\n".join(lines)
+
+
+def compose_general(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:4]
+    parts = []
+    if plan.term:
+        definition = plan.term.zh if plan.lang == "zh" else plan.term.en
+        parts.append(definition.split("。")[0] + "。" if plan.lang == "zh" else re.split(r"(?<=\.)\s", definition)[0])
+    by_topic: dict[str, list[Paper]] = {}
+    for paper in papers:
+        by_topic.setdefault(paper.topics[0], []).append(paper)
+    groups = list(by_topic.values())
+    parts += _paper_sentences(groups[0], question, names, plan.lang) if groups else []
+    for group in groups[1:]:
+        first, *rest = group
+        parts.append(sentence("contrast", plan.lang, name=name_of(first, names), cite=cite(first.arxiv_id),
+                              finding=best_finding(first, question, plan.lang)))  # fmt: skip
+        parts += _paper_sentences(rest, question, names, plan.lang)[1:] if rest else []
+    return " ".join(parts) if parts else COMPOSE["nothing"][plan.lang]
+
+
+COMPOSERS = {
+    "definition": compose_definition,
+    "compare": compose_compare,
+    "paper": compose_paper,
+    "list": compose_list,
+    "newcomer": compose_newcomer,
+    "open_question": compose_open,
+    "general": compose_general,
+}
+
+
+def compose(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """The plan written from the knowledge base alone; every sentence cites its paper."""
+    return COMPOSERS[plan.intent](plan, kb, names, question).strip()
+
+
+def plan_instructions(plan: Plan) -> str:
+    return PLAN_INSTRUCTIONS[plan.intent][plan.lang]
+
+
+# ------------------------------------------------------------------------------------ degenerate output
+
+
+def repetition(text: str) -> float:
+    """Share of word 4-grams that repeat an earlier one (0: none; a looping small model: > 0.3)."""
+    words = re.findall(r"\w+|[\u4e00-\u9fff]", text.lower())
+    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
+    return 1 - len(set(grams)) / len(grams) if len(grams) >= 8 else 0.0
+
+
+def degenerate(answer: str, question: str, cited: int) -> str | None:
+    """Why a model's answer must not be shown, or None: repetition, an echo of the question, no citation."""
+    stripped = answer.strip()
+    if len(stripped) < 20:
+        return "too short"
+    if repetition(stripped) > 0.3:
+        return "repetition"
+    head = stripped[: max(len(question) * 2, 40)]
+    if difflib.SequenceMatcher(None, head.lower(), question.lower()).ratio() > 0.7:
+        return "echo of the question"
+    if cited == 0:
+        return "no valid citation"
+    return None

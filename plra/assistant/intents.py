@@ -1,0 +1,299 @@
+"""What a question asks for, and the scope rules that the BM25 signal alone gets wrong.
+
+Intents: definition, compare, paper, list, newcomer, open_question, general. Each has its own answer plan
+(plra.assistant.compose). Two scope rules come before the fitted BM25 threshold (plra.assistant.answer):
+- a newcomer or meta question ("我是新手，应该先读哪些论文？", "which benchmarks exist?") is in the field
+  when it asks about learning, papers or the field itself, even with no field word in it;
+- a near miss ("a personalized birthday poem", "quick sort in Python", "recommend me sci-fi movies") is
+  a task from another domain that happens to share a word with the field: it is refused unless it names
+  a paper or speaks of research.
+"""
+
+from __future__ import annotations
+
+import re
+
+INTENTS = ("definition", "compare", "paper", "list", "newcomer", "open_question", "general")
+
+
+def _any(patterns: list[str]) -> re.Pattern:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+NEWCOMER = _any(
+    [
+        r"\bnew(comer)? to\b",
+        r"\bbeginners?\b",
+        r"\bnewbie\b",
+        r"\bget(ting)? started\b",
+        r"\bwhere (should|do|can) i (start|begin)\b",
+        r"\bwhat should i read\b",
+        r"\breading (list|path|order)\b",
+        r"\bintroduct(ion|ory) (material|reading|paper)s?\b",
+        r"\bi (come|am coming) from\b",
+        r"\bmy background\b",
+        r"\bi('m| am) (a|an) .{0,40}(student|researcher|engineer)\b",
+        r"\blearn(ing)? (path|roadmap)\b",
+        r"\broadmap\b",
+        r"\bstudy plan\b",
+        r"\bfirst (papers?|steps?)\b",
+        r"\bstart(ing)? point\b",
+        r"新手",
+        r"入门",
+        r"小白",
+        r"先读",
+        r"从哪(里|儿)?(开始|入手|读起)",
+        r"学习(路线|路径|路径图|计划)",
+        r"阅读(路线|顺序|清单|书单)",
+        r"我(是|来自|之前做|以前做|原来做|背景是)",
+        r"初学",
+        r"零基础",
+        r"怎么(开始|入手)",
+    ]
+)
+OPEN_QUESTION = _any(
+    [
+        r"\bopen (problems?|questions?|challenges?)\b",
+        r"\bunsolved\b",
+        r"\bfuture (work|directions?|research)\b",
+        r"\bresearch gaps?\b",
+        r"\bchallenges?\b",
+        r"\blimitations? of the field\b",
+        r"\bwhat remains\b",
+        r"开放(问题|难题)",
+        r"未解决",
+        r"未来(方向|研究|工作)",
+        r"研究空白",
+        r"挑战",
+        r"难点",
+        r"瓶颈",
+    ]
+)
+COMPARE = _any(
+    [
+        r"\bcompare[sd]?\b",
+        r"\bcomparison\b",
+        r"\bvs\.?\b",
+        r"\bversus\b",
+        r"\bdiffer(s|ence|ences)?\b",
+        r"\bhow is .{1,60} different\b",
+        r"\bbetter than\b",
+        r"\btrade-?offs?\b",
+        r"对比",
+        r"比较",
+        r"区别",
+        r"差异",
+        r"不同",
+        r"异同",
+        r"相比",
+    ]
+)
+DEFINITION = _any(
+    [
+        r"^\s*what (is|are) (a |an |the )?[^,?]{2,60}\??\s*$",
+        r"\bdefine\b",
+        r"\bdefinition of\b",
+        r"\bwhat does .{2,40} mean\b",
+        r"\bmeaning of\b",
+        r"\bexplain (the )?(concept|term|idea) of\b",
+        r"什么是",
+        r"是什么意思",
+        r"是什么\s*[？?]?\s*$",
+        r"的定义",
+        r"的含义",
+        r"何为",
+        r"指的是什么",
+        r"概念",
+    ]
+)
+LIST = _any(
+    [
+        r"\bwhich (benchmarks?|datasets?|papers?|methods?|surveys?|works?)\b",
+        r"\blist\b",
+        r"\bwhat (benchmarks?|datasets?)\b",
+        r"\bbenchmarks? (exist|are there)\b",
+        r"\b(are there|any) (papers?|works?|studies)\b",
+        r"\brecommend (some |a few )?(papers?|surveys?|benchmarks?)\b",
+        r"\bsurveys? (on|of)\b",
+        r"有哪些",
+        r"哪些(基准|数据集|论文|方法|综述|工作)",
+        r"列出",
+        r"有没有(相关的?)?(论文|工作|研究)",
+        r"推荐(一些|几篇)?(论文|综述|基准|资料)",
+    ]
+)
+PAPER = _any(
+    [
+        r"\bwhat (did|does) .{2,60} (find|show|propose|do)\b",
+        r"\bsummari[sz]e\b",
+        r"\bsummary of\b",
+        r"\btell me about\b",
+        r"\bkey findings?\b",
+        r"\bmain (results?|contributions?)\b",
+        r"\bthat paper\b",
+        r"\bthis paper\b",
+        r"概括",
+        r"总结",
+        r"介绍一下",
+        r"主要(结论|发现|贡献|结果)",
+        r"这篇(论文|工作)",
+        r"做了什么",
+    ]
+)
+
+# The field's subject spoken of as research: such a question stays in the field whatever it asks.
+RESEARCH = _any(
+    [
+        r"\bpapers?\b",
+        r"\bresearch\b",
+        r"\bliterature\b",
+        r"\bsurveys?\b",
+        r"\bbenchmarks?\b",
+        r"\bthis field\b",
+        r"\bthe field\b",
+        r"\barxiv\b",
+        r"\bLLMs?\b",
+        r"\blanguage models?\b",
+        r"\balignment\b",
+        r"\bstate of the art\b",
+        r"论文",
+        r"文献",
+        r"研究",
+        r"综述",
+        r"基准",
+        r"这个(领域|方向)",
+        r"该领域",
+        r"大模型",
+        r"语言模型",
+        r"对齐",
+    ]
+)
+# The assistant's own field, pointed at rather than named.
+THIS_FIELD = _any([r"\b(this|your|the) (field|area|research area)\b", r"这个(领域|方向)", r"该领域", r"本领域"])
+# Model families people compare "for personalization": a meta question, not a shopping question.
+MODEL_FAMILIES = _any(
+    [r"\bInternLM\d*", r"\bLlama[- ]?\d*", r"\bQwen\d*", r"\bDeepSeek", r"\bGPT-?\d", r"\bMistral", r"\bGemma"]
+)
+# Tasks from other domains that borrow the field's words ("personalized", "memory", "recommend", "role-play").
+NEAR_MISS = _any(
+    [
+        r"\bpoems?\b",
+        r"\bpoetry\b",
+        r"\bsongs?\b",
+        r"\blyrics\b",
+        r"\bjokes?\b",
+        r"\bstory\b",
+        r"\bbirthday\b",
+        r"\bgreeting card\b",
+        r"\bmovies?\b",
+        r"\bfilms?\b",
+        r"\bnovels?\b",
+        r"\brecipes?\b",
+        r"\brestaurants?\b",
+        r"\bhotels?\b",
+        r"\bvacation\b",
+        r"\btrip\b",
+        r"\bworkout\b",
+        r"\bdiet\b",
+        r"\bweather\b",
+        r"\bstock\b",
+        r"\bquick ?sort\b",
+        r"\bmerge ?sort\b",
+        r"\bc\+\+",
+        r"\bbooks?\b",
+        r"\bbubble sort\b",
+        r"\bin (python|java|c\+\+|javascript|rust|go)\b",
+        r"\bwrite (a |an |some )?(code|function|script|program)\b",
+        r"\bsql query\b",
+        r"\btranslate\b",
+        r"\blaptop\b",
+        r"\biphone\b",
+        r"\bandroid\b",
+        r"\bram\b",
+        r"\bhome screen\b",
+        r"\bwallpaper\b",
+        r"\bpirate\b",
+        r"\bgifts?\b",
+        r"\bhoroscope\b",
+        r"\bbuy\b",
+        r"\bshopping\b",
+        r"\bgame\b",
+        r"诗",
+        r"歌词",
+        r"笑话",
+        r"故事",
+        r"生日",
+        r"贺卡",
+        r"电影",
+        r"影片",
+        r"小说",
+        r"菜谱",
+        r"食谱",
+        r"做菜",
+        r"餐厅",
+        r"酒店",
+        r"旅游",
+        r"旅行",
+        r"健身",
+        r"减肥",
+        r"天气",
+        r"股票",
+        r"排序",
+        r"(用|写).{0,6}(python|java|c\+\+|代码|程序|函数|脚本)",
+        r"翻译",
+        r"笔记本电脑",
+        r"内存条",
+        r"手机",
+        r"壁纸",
+        r"桌面",
+        r"海盗",
+        r"礼物",
+        r"星座",
+        r"购买",
+        r"买",
+        r"游戏",
+    ]
+)
+
+
+def intent(question: str, named_papers: int = 0, named_terms: int = 0) -> str:
+    """The answer plan a question needs. Names resolved beforehand decide close calls: two named papers
+    and no other cue is a comparison; one named paper is that paper's card."""
+    if NEWCOMER.search(question):
+        return "newcomer"
+    if COMPARE.search(question) and (
+        named_papers >= 2 or named_papers + named_terms >= 2 or MODEL_FAMILIES.search(question)
+    ):
+        return "compare"
+    if OPEN_QUESTION.search(question):
+        return "open_question"
+    if DEFINITION.search(question) and named_terms and not named_papers:
+        return "definition"
+    if named_papers == 1 and not re.search(r"\bpapers\b|\bworks\b|哪些|论文有", question, re.I):
+        return "paper"  # one paper named (or carried from the last turn): its card answers the details
+    if LIST.search(question):
+        return "list"
+    if COMPARE.search(question) and named_papers + named_terms >= 1:
+        return "compare"
+    if DEFINITION.search(question) and named_terms:
+        return "definition"
+    return "general"
+
+
+def scope_override(question: str, named_papers: int, field_word: bool) -> bool | None:
+    """True: in the field whatever BM25 says; False: out of it; None: let the fitted threshold decide.
+    `field_word`: the question uses one of the field's own words (its `scope.yaml`, or a glossary name)."""
+    if named_papers:
+        return True
+    research = bool(RESEARCH.search(question))
+    if NEAR_MISS.search(question) and not research:
+        return False
+    if NEWCOMER.search(question) and (research or field_word or re.search(r"读|read", question, re.I)):
+        return True
+    if MODEL_FAMILIES.search(question) and field_word:
+        return True
+    if THIS_FIELD.search(question) or (research and field_word):
+        return True
+    if (LIST.search(question) or OPEN_QUESTION.search(question)) and (research or field_word):
+        return True
+    return None

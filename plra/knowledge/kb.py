@@ -1,0 +1,248 @@
+"""The knowledge base of one field: curated papers, incoming papers, glossary, reading paths, taxonomy.
+
+Layout of `datasets/<field>/`:
+    taxonomy.yaml        topics an entry may carry
+    papers/<id>.yaml     curated entries (one file each, so reviews and merges stay small)
+    glossary.yaml        terms with English and Chinese definitions
+    reading_paths.yaml   ordered reading lists for newcomers
+    incoming/<id>.yaml   papers fetched from arXiv, uncurated (git-ignored, searchable, never trained on)
+    overviews/<topic>.yaml, claims/<topic>.yaml   the field's written synthesis (plra.knowledge.synthesis)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from pydantic import BaseModel
+
+from plra.errors import PlraError
+from plra.io import write_text_atomic
+from plra.knowledge.synthesis import load_synthesis
+from plra.knowledge.validation import Issue, YamlSyntaxError, load_list, read_yaml, validate_model
+from plra.settings import KnowledgeSettings, load_knowledge
+from plra.types import Claim, GlossaryTerm, IncomingPaper, Overview, Paper, ReadingPath, Topic
+
+
+class Gate(Protocol):
+    """What `update` needs of a relevance gate (plra.knowledge.relevance.RelevanceGate, which builds on this module)."""
+
+    def check(self, paper: IncomingPaper) -> Any: ...
+
+
+@dataclass
+class KnowledgeBase:
+    root: Path
+    papers: dict[str, Paper] = field(default_factory=dict)
+    incoming: dict[str, IncomingPaper] = field(default_factory=dict)
+    glossary: list[GlossaryTerm] = field(default_factory=list)
+    paths: list[ReadingPath] = field(default_factory=list)
+    topics: dict[str, Topic] = field(default_factory=dict)
+    overviews: dict[str, Overview] = field(default_factory=dict)  # topic id -> its overview
+    claims: list[Claim] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    locations: dict[str, tuple[Path, dict[tuple, int]]] = field(default_factory=dict)  # id -> file, line map
+
+    def get(self, arxiv_id: str) -> Paper | IncomingPaper | None:
+        return self.papers.get(arxiv_id) or self.incoming.get(arxiv_id)
+
+    def terms_for(self, arxiv_id: str) -> list[GlossaryTerm]:
+        return [term for term in self.glossary if arxiv_id in term.papers]
+
+
+def _load_entries(folder: Path, model: type[BaseModel], kb: KnowledgeBase) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            data, lines = read_yaml(path)
+        except YamlSyntaxError as err:
+            kb.issues.append(err.issue)
+            continue
+        entry, issues = validate_model(model, data, path, lines)
+        kb.issues.extend(issues)
+        if entry is None:
+            continue
+        if path.stem.replace("_", "/") != entry.arxiv_id:
+            kb.issues.append(
+                Issue(path, lines.get(("arxiv_id",)), "arxiv_id", f"file must be named {entry.arxiv_id}.yaml")
+            )
+        if entry.arxiv_id in entries:
+            kb.issues.append(Issue(path, lines.get(("arxiv_id",)), "arxiv_id", f"duplicate id {entry.arxiv_id}"))
+            continue
+        entries[entry.arxiv_id] = entry
+        kb.locations.setdefault(entry.arxiv_id, (path, lines))
+    return entries
+
+
+def _check_references(kb: KnowledgeBase) -> None:
+    known = set(kb.papers)
+    for paper in kb.papers.values():
+        path, lines = kb.locations[paper.arxiv_id]
+        for index, topic in enumerate(paper.topics):
+            if topic not in kb.topics:
+                line = lines.get(("topics", index))
+                kb.issues.append(Issue(path, line, "topics", f"unknown topic '{topic}' (see taxonomy.yaml)"))
+        for index, other in enumerate(paper.related):
+            if other not in known:
+                line = lines.get(("related", index))
+                kb.issues.append(Issue(path, line, "related", f"{other} is not in the knowledge base"))
+
+
+def load(settings: KnowledgeSettings | None = None, *, strict: bool = True) -> KnowledgeBase:
+    """Load and validate the field's knowledge base; with strict, any issue raises one PlraError."""
+    settings = settings or load_knowledge()
+    root = settings.field_dir
+    if not (root / "papers").is_dir():
+        raise PlraError(f"no knowledge base at {root} (expected {root / 'papers'}/): check the `field` setting")
+    kb = KnowledgeBase(root=root)
+    kb.topics = {t.id: t for t, _ in load_list(root / "taxonomy.yaml", "topics", Topic, kb.issues)}
+    kb.papers = _load_entries(root / "papers", Paper, kb)
+    if (root / "incoming").is_dir():
+        kb.incoming = {
+            k: v for k, v in _load_entries(root / "incoming", IncomingPaper, kb).items() if k not in kb.papers
+        }
+    _check_references(kb)
+    seen_terms: set[str] = set()
+    for term, lines in load_list(root / "glossary.yaml", "terms", GlossaryTerm, kb.issues):
+        if term.term.lower() in seen_terms:
+            kb.issues.append(
+                Issue(root / "glossary.yaml", lines.get(("term",)), "term", f"duplicate term '{term.term}'")
+            )
+        seen_terms.add(term.term.lower())
+        for pid in term.papers:
+            if pid not in kb.papers:
+                kb.issues.append(
+                    Issue(root / "glossary.yaml", lines.get(("papers",)), "papers", f"{pid} not in the knowledge base")
+                )
+        kb.glossary.append(term)
+    for path_obj, lines in load_list(root / "reading_paths.yaml", "paths", ReadingPath, kb.issues):
+        for index, step in enumerate(path_obj.steps):
+            if step.arxiv_id not in kb.papers:
+                line = lines.get(("steps", index))
+                kb.issues.append(
+                    Issue(root / "reading_paths.yaml", line, "arxiv_id", f"{step.arxiv_id} not in the knowledge base")
+                )
+        kb.paths.append(path_obj)
+    kb.overviews, kb.claims = load_synthesis(root, kb.papers, kb.topics, kb.issues)
+    if strict and kb.issues:
+        shown = "\n  ".join(str(i) for i in kb.issues[:5])
+        more = f"\n  ... and {len(kb.issues) - 5} more" if len(kb.issues) > 5 else ""
+        raise PlraError(f"the knowledge base has {len(kb.issues)} problem(s); run `plra kb validate`:\n  {shown}{more}")
+    return kb
+
+
+def field_words(settings: KnowledgeSettings) -> list[str]:
+    """The field's own words (`scope.yaml`), lower-cased, both languages; none when the file is absent."""
+    path = settings.field_dir / "scope.yaml"
+    if not path.exists():
+        return []
+    try:
+        words = yaml.safe_load(path.read_text(encoding="utf-8"))["field_words"]
+        return [w.lower() for lang in words.values() for w in lang]
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
+        raise PlraError(f"{path}: field_words must map en/zh to lists of words ({err})") from None
+
+
+def content_hash(settings: KnowledgeSettings) -> str:
+    """A hash of every knowledge-base file: the search index is rebuilt when it changes."""
+    digest = hashlib.sha256()
+    root = settings.field_dir
+    files = [*root.glob("*.yaml"), *root.glob("papers/*.yaml"), *root.glob("incoming/*.yaml")]
+    files += [*root.glob("overviews/*.yaml"), *root.glob("claims/*.yaml")]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=110)
+
+
+def write_entry(path: Path, entry: BaseModel) -> None:
+    write_text_atomic(path, dump_yaml(entry.model_dump(mode="json", exclude_defaults=False)))
+
+
+def incoming_dir(settings: KnowledgeSettings) -> Path:
+    return settings.field_dir / "incoming"
+
+
+def update(
+    settings: KnowledgeSettings,
+    papers: list[IncomingPaper],
+    gate: Gate | None = None,
+    knowledge: KnowledgeBase | None = None,
+) -> dict[str, list[Any]]:
+    """Merge fetched papers into incoming/: new ids land, newer versions replace older ones,
+    curated entries are never touched. Every write is atomic. With a gate, a paper to be written must pass it
+    first: "accepted" lists those with their relevance, "rejected" the others with the reason."""
+    knowledge = knowledge or load(settings, strict=False)
+    outcome: dict[str, list[Any]] = {"new": [], "updated": [], "unchanged": [], "curated": [], "accepted": [],
+                                     "rejected": []}  # fmt: skip
+    newest: dict[str, IncomingPaper] = {}
+    for paper in papers:  # the same paper can come back in several versions: keep the newest
+        if paper.arxiv_id not in newest or paper.version > newest[paper.arxiv_id].version:
+            newest[paper.arxiv_id] = paper
+    for arxiv_id, paper in newest.items():
+        if arxiv_id in knowledge.papers:
+            outcome["curated"].append(arxiv_id)
+            continue
+        known = knowledge.incoming.get(arxiv_id)
+        if known is not None and known.version >= paper.version:
+            outcome["unchanged"].append(arxiv_id)
+            continue
+        if gate is not None:
+            verdict = gate.check(paper)
+            row = {"arxiv_id": arxiv_id, "version": paper.version, "title": paper.title, **verdict.to_json()}
+            outcome["accepted" if verdict.accepted else "rejected"].append(row)
+            if not verdict.accepted:
+                continue
+            paper = paper.model_copy(update={"relevance": verdict.score, "nearest_curated": verdict.nearest})
+        write_entry(incoming_dir(settings) / f"{arxiv_id.replace('/', '_')}.yaml", paper)
+        outcome["updated" if known else "new"].append(arxiv_id)
+    return outcome
+
+
+INCOMING_ONLY = (
+    "version", "published", "updated", "categories", "source_abstract", "fetched", "relevance", "nearest_curated"
+)  # fmt: skip
+
+
+def promote(settings: KnowledgeSettings, arxiv_id: str) -> Path:
+    """Turn an incoming entry that a person has curated by hand into a knowledge-base entry."""
+    source = incoming_dir(settings) / f"{arxiv_id.replace('/', '_')}.yaml"
+    if not source.exists():
+        raise PlraError(f"{source} does not exist: `plra kb update` fetches papers into incoming/ first")
+    try:
+        data, lines = read_yaml(source)
+    except YamlSyntaxError as err:
+        raise PlraError(str(err.issue)) from None
+    entry = {k: v for k, v in (data or {}).items() if k not in INCOMING_ONLY}
+    entry["curated"] = True
+    paper, issues = validate_model(Paper, entry, source, lines)
+    if paper is not None:
+        knowledge = load(settings, strict=False)
+        known = set(knowledge.papers)
+        issues += [
+            Issue(source, lines.get(("related",)), "related", f"{r} is not in the knowledge base")
+            for r in paper.related
+            if r not in known
+        ]
+        issues += [
+            Issue(source, lines.get(("topics",)), "topics", f"unknown topic '{t}'")
+            for t in paper.topics
+            if t not in knowledge.topics
+        ]
+    if issues:
+        needed = "summary_en, summary_zh, topics, key_findings (in your own words)"
+        shown = "\n  ".join(str(i) for i in issues)
+        raise PlraError(f"{arxiv_id} is not ready to promote; add {needed}:\n  {shown}")
+    target = settings.field_dir / "papers" / source.name
+    if target.exists():
+        raise PlraError(f"{target} already exists: curated entries are never overwritten")
+    write_entry(target, paper)
+    source.unlink()
+    return target

@@ -1,4 +1,0 @@
-"""Entry points that run inside an env other than the caller's (`python -m plra.workers.<name>`).
-
-They import only the standard library and what their env holds, never plra's main-env modules.
-"""
