@@ -77,6 +77,33 @@ QUESTIONS: dict[str, dict[str, list[str]]] = {
         "en": ["How does {alias} compare with {other}?", "What is the difference between {alias} and {other}?"],
         "zh": ["{alias} 和 {other} 有什么区别？", "请比较 {alias} 与 {other}。"],
     },
+    # A topic overview's sections (datasets/<field>/overviews/), asked as a researcher would.
+    "families": {
+        "en": [
+            "What are the main families of approaches to {topic}, and how do they differ?",
+            "Give me a map of the approaches to {topic}.",
+        ],
+        "zh": ["{topic}有哪些主要方法路线？它们有什么区别？", "请梳理一下{topic}的主要技术路线。"],
+    },
+    "choosing": {
+        "en": [
+            "Which approach to {topic} should I use for my setting?",
+            "When would I pick one approach to {topic} over another?",
+        ],
+        "zh": ["做{topic}时，我该选哪种方法？", "{topic}的不同方法分别适合什么场景？"],
+    },
+    "evidence": {
+        "en": ["What does the evidence say about {topic}?", "What have experiments on {topic} actually shown?"],
+        "zh": ["关于{topic}，现有实验证据说明了什么？", "{topic}方面有哪些实证结论？"],
+    },
+    "benchmarks": {
+        "en": ["Which benchmarks are used for {topic}, and what does each measure?", "How is {topic} evaluated?"],
+        "zh": ["{topic}常用哪些基准？各自衡量什么？", "{topic}一般怎么评测？"],
+    },
+    "open_problems": {
+        "en": ["What are the open problems in {topic}?", "What is still unsolved in {topic}?"],
+        "zh": ["{topic}还有哪些开放问题？", "{topic}目前还有哪些没解决的难题？"],
+    },
     "which_papers": {
         "en": ["Which papers address {topic}?", "What should I cite for {topic}?"],
         "zh": ["哪些论文研究{topic}？", "关于{topic}，有哪些值得引用的论文？"],
@@ -155,6 +182,9 @@ REDIRECT_ANGLES = {
     ],
     "zh": ["个性化助手与用户画像", "大模型如何适应个体用户", "长期个性化对话中的记忆机制"],
 }
+
+# Prefixes of an answer built from the field's claims (datasets/<field>/claims/).
+CLAIM_CONDITIONS = {"en": "When this holds: ", "zh": "适用条件："}
 
 REFUSAL_UNHELPFUL = {
     "en": "I'm sorry, but I can't help with that request.",

@@ -193,6 +193,23 @@ class Topic(BaseModel):
     zh: str
 
 
+class FieldCard(BaseModel):
+    """`datasets/<field>/field.yaml`: the field's name and the day its review reaches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_en: str = Field(min_length=3)
+    name_zh: str = Field(min_length=2)
+    reviewed_through: datetime.date
+
+    @field_validator("reviewed_through")
+    @classmethod
+    def _not_in_the_future(cls, day: datetime.date) -> datetime.date:
+        if day > datetime.date.today():
+            raise ValueError(f"reviewed_through {day} is in the future")
+        return day
+
+
 class SearchHit(BaseModel):
     arxiv_id: str
     title: str
@@ -299,6 +316,9 @@ class Claim(BaseModel):
     contradicts: list[str] = []
     conditions_en: str = Field(min_length=10)
     conditions_zh: str = Field(min_length=5)
+    # A confident answer that the evidence contradicts: the rejected side of a DPO pair, never shown to users.
+    contrary_en: str | None = None
+    contrary_zh: str | None = None
 
     def papers(self) -> list[str]:
         return [*self.supports, *self.contradicts]

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from plra.data import dpo, pretrain, sft
+from plra.data import dpo, pretrain, sft, synthesis
 from plra.data.leakage import find_leaks
 from plra.data.synth import synth_command
 from plra.errors import PlraError
@@ -59,10 +59,18 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
     """Build every training file into out_dir (replaced atomically) and return the manifest."""
     start = time.monotonic()
     knowledge = kb_module.load(settings)  # curated papers only: incoming entries are never trained on
-    log(f"knowledge base: {len(knowledge.papers)} papers, {len(knowledge.glossary)} terms")
-    docs = pretrain.build(knowledge)
-    conversations = sft.templated(knowledge, seed) + sft.load_handwritten(settings.field_dir / "qa", knowledge)
-    pairs = dpo.build(knowledge, seed)
+    log(
+        f"knowledge base: {len(knowledge.papers)} papers, {len(knowledge.glossary)} terms, "
+        f"{len(knowledge.overviews)} overviews, {len(knowledge.claims)} claims"
+    )
+    synthesis_docs = synthesis.pretrain_documents(knowledge)
+    synthesis_sft = synthesis.sft_conversations(knowledge, seed)
+    synthesis_pairs = synthesis.dpo_pairs(knowledge)
+    docs = pretrain.build(knowledge) + synthesis_docs
+    conversations = (
+        sft.templated(knowledge, seed) + synthesis_sft + sft.load_handwritten(settings.field_dir / "qa", knowledge)
+    )
+    pairs = dpo.build(knowledge, seed) + synthesis_pairs
     names = [name for p in knowledge.papers.values() for name in (p.title, p.title.split(":")[0], *p.aliases)]
     leaks = find_leaks(benchmark_questions(settings), training_questions(conversations, pairs), names)
     if leaks:
@@ -89,6 +97,9 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
                 "sft_handwritten": sum(not c["id"].startswith("tpl-") for c in conversations),
                 "sft_multi_turn": sum(len(c["messages"]) > 3 for c in conversations),
                 "dpo": len(pairs),
+                "pretrain_synthesis": len(synthesis_docs),
+                "sft_synthesis": len(synthesis_sft),
+                "dpo_claims": len(synthesis_pairs),
             },
             "sft_by_task_lang": _counts(conversations, "task"),
             "dpo_by_rejection_lang": _counts(pairs, "rejection"),
@@ -133,6 +144,10 @@ def build_command(
     typer.echo(
         f"pretrain {counts['pretrain']} documents, SFT {counts['sft']} conversations "
         f"({counts['sft_handwritten']} hand-written, {counts['sft_multi_turn']} multi-turn), DPO {counts['dpo']} pairs"
+    )
+    typer.echo(
+        f"  from overviews and claims: {counts['pretrain_synthesis']} documents, {counts['sft_synthesis']} "
+        f"conversations, {counts['dpo_claims']} DPO pairs"
     )
     for task, langs in manifest["sft_by_task_lang"].items():
         typer.echo(f"  sft {task:14s} " + "  ".join(f"{lang} {n}" for lang, n in langs.items()))

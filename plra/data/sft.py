@@ -20,7 +20,7 @@ from plra.types import ARXIV_ID, Paper
 
 LANGS = ("en", "zh")
 TASKS = ("summary", "findings", "metadata", "concept", "compare", "which_papers", "reading_path", "related_work",
-         "ideas", "redirect")  # fmt: skip
+         "overview", "claim", "ideas", "redirect")  # fmt: skip
 CITATION = r"\[arXiv:([^\]]+)\]"
 
 

@@ -11,8 +11,10 @@ import typer
 
 from plra.errors import PlraError
 from plra.knowledge.arxiv_client import ArxivClient
+from plra.knowledge.digest import digest, digest_line, digest_markdown
 from plra.knowledge.kb import incoming_dir, load, promote, update
 from plra.knowledge.relevance import RelevanceGate, log_rejected
+from plra.prompts import check_lang
 from plra.settings import load_knowledge
 from plra.types import IncomingPaper, Paper
 
@@ -32,7 +34,7 @@ def _summary_row(paper: Paper | IncomingPaper) -> dict[str, Any]:
 @kb_app.command("validate")
 def validate_command() -> None:
     """Check every entry: schema, ids, years, both languages, related ids, topics. Errors name file and line."""
-    kb = load(strict=False)
+    kb = load(strict=False, compiled=False)
     for issue in kb.issues:
         typer.echo(str(issue), err=True)
     counts = (
@@ -109,18 +111,49 @@ def stats_command(as_json: bool = typer.Option(False, "--json")) -> None:
         "reading_paths": len(kb.paths),
         "by_topic": {t: by_topic.get(t, 0) for t in kb.topics},
         "by_year": dict(sorted(by_year.items())),
+        "overviews": len(kb.overviews),
+        "claims": len(kb.claims),
+        "reviewed_through": str(kb.reviewed_through) if kb.reviewed_through else None,
     }
     if as_json:
         typer.echo(json.dumps(stats, ensure_ascii=False))
         return
     typer.echo(
         f"{stats['papers']} curated papers, {stats['incoming']} incoming, "
-        f"{stats['glossary_terms']} glossary terms, {stats['reading_paths']} reading paths"
+        f"{stats['glossary_terms']} glossary terms, {stats['reading_paths']} reading paths, "
+        f"{stats['overviews']} topic overviews, {stats['claims']} claims; reviewed through {stats['reviewed_through']}"
     )
     typer.echo("by topic:")
     for topic, count in sorted(stats["by_topic"].items(), key=lambda kv: -kv[1]):
         typer.echo(f"  {topic:22s} {count:4d}  {kb.topics[topic].zh}")
     typer.echo("by year:  " + "  ".join(f"{year}: {count}" for year, count in stats["by_year"].items()))
+
+
+@kb_app.command("digest")
+def digest_command(
+    since: str = typer.Option(..., "--since", help="papers added on or after this date (YYYY-MM-DD)"),
+    lang: str = typer.Option("en", "--lang", help="en or zh"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """What was added to the knowledge base since a date, grouped by topic, a cited line each."""
+    day = parse_date(since, "--since")
+    check_lang(lang)
+    kb = load()
+    if as_json:
+        groups = digest(kb, day)
+        rows = {t: [{"arxiv_id": p.arxiv_id, "added": str(p.added), "line": digest_line(p, lang)} for p in papers]
+                for t, papers in groups.items()}  # fmt: skip
+        typer.echo(json.dumps({"since": since, "reviewed_through": str(kb.reviewed_through), "topics": rows},
+                              ensure_ascii=False))  # fmt: skip
+        return
+    typer.echo(digest_markdown(kb, day, lang))
+
+
+def parse_date(value: str, flag: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise PlraError(f"{flag} {value!r} is not a date like 2025-01-31") from None
 
 
 @kb_app.command("update")
@@ -141,10 +174,7 @@ def update_command(
     """Fetch new papers from arXiv into incoming/ (uncurated, searchable, never trained on); off-topic ones are
     rejected with the reason."""
     settings = load_knowledge({"min_relevance": min_relevance})
-    try:
-        since_date = datetime.date.fromisoformat(since) if since else None
-    except ValueError:
-        raise PlraError(f"--since {since!r} is not a date like 2025-01-31") from None
+    since_date = parse_date(since, "--since") if since else None
     papers = ArxivClient(settings).search(query, max_results=max_results, since=since_date)
     knowledge = load(settings, strict=False)
     outcome = update(settings, papers, RelevanceGate.open(settings, knowledge), knowledge)

@@ -11,7 +11,9 @@ Layout of `datasets/<field>/`:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +26,7 @@ from plra.io import write_text_atomic
 from plra.knowledge.synthesis import load_synthesis
 from plra.knowledge.validation import Issue, YamlSyntaxError, load_list, read_yaml, validate_model
 from plra.settings import KnowledgeSettings, load_knowledge
-from plra.types import Claim, GlossaryTerm, IncomingPaper, Overview, Paper, ReadingPath, Topic
+from plra.types import Claim, FieldCard, GlossaryTerm, IncomingPaper, Overview, Paper, ReadingPath, Topic
 
 
 class Gate(Protocol):
@@ -43,6 +45,7 @@ class KnowledgeBase:
     topics: dict[str, Topic] = field(default_factory=dict)
     overviews: dict[str, Overview] = field(default_factory=dict)  # topic id -> its overview
     claims: list[Claim] = field(default_factory=list)
+    card: FieldCard | None = None  # field.yaml, optional
     issues: list[Issue] = field(default_factory=list)
     locations: dict[str, tuple[Path, dict[tuple, int]]] = field(default_factory=dict)  # id -> file, line map
 
@@ -51,6 +54,18 @@ class KnowledgeBase:
 
     def terms_for(self, arxiv_id: str) -> list[GlossaryTerm]:
         return [term for term in self.glossary if arxiv_id in term.papers]
+
+    @property
+    def reviewed_through(self) -> datetime.date | None:
+        """The day the curated set is reviewed through: field.yaml's date, else the newest `added` date."""
+        if self.card is not None:
+            return self.card.reviewed_through
+        return max((p.added for p in self.papers.values() if p.added), default=None)
+
+    def added_since(self, day: datetime.date) -> list[Paper]:
+        """Curated papers added on or after day, newest first."""
+        papers = [p for p in self.papers.values() if p.added and p.added >= day]
+        return sorted(papers, key=lambda p: (p.added, p.arxiv_id), reverse=True)
 
 
 def _load_entries(folder: Path, model: type[BaseModel], kb: KnowledgeBase) -> dict[str, Any]:
@@ -91,14 +106,81 @@ def _check_references(kb: KnowledgeBase) -> None:
                 kb.issues.append(Issue(path, line, "related", f"{other} is not in the knowledge base"))
 
 
-def load(settings: KnowledgeSettings | None = None, *, strict: bool = True) -> KnowledgeBase:
-    """Load and validate the field's knowledge base; with strict, any issue raises one PlraError."""
+def _load_card(path: Path, issues: list[Issue]) -> FieldCard | None:
+    try:
+        data, lines = read_yaml(path)
+    except YamlSyntaxError as err:
+        issues.append(err.issue)
+        return None
+    card, found = validate_model(FieldCard, data, path, lines)
+    issues.extend(found)
+    return card
+
+
+COMPILED_DIR = ".compiled"  # git-ignored: the validated knowledge base as one JSON file per content hash
+
+
+def _compiled_path(root: Path, digest: str) -> Path:
+    return root / COMPILED_DIR / f"kb-{digest}.json"
+
+
+def _save_compiled(kb: KnowledgeBase, digest: str) -> None:
+    """Keep the validated knowledge base as one JSON file, so the next call skips parsing every YAML file."""
+    data = {
+        "topics": [t.model_dump(mode="json") for t in kb.topics.values()],
+        "papers": [p.model_dump(mode="json") for p in kb.papers.values()],
+        "incoming": [p.model_dump(mode="json") for p in kb.incoming.values()],
+        "glossary": [t.model_dump(mode="json") for t in kb.glossary],
+        "paths": [p.model_dump(mode="json") for p in kb.paths],
+        "overviews": [o.model_dump(mode="json") for o in kb.overviews.values()],
+        "claims": [c.model_dump(mode="json") for c in kb.claims],
+        "card": kb.card.model_dump(mode="json") if kb.card else None,
+    }
+    target = _compiled_path(kb.root, digest)
+    try:
+        write_text_atomic(target, json.dumps(data, ensure_ascii=False))
+        for stale in target.parent.glob("kb-*.json"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only checkout still works, it only parses the YAML files each time
+
+
+def _load_compiled(root: Path, digest: str) -> KnowledgeBase | None:
+    path = _compiled_path(root, digest)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return KnowledgeBase(
+            root=root,
+            topics={t["id"]: Topic.model_validate(t) for t in data["topics"]},
+            papers={p["arxiv_id"]: Paper.model_validate(p) for p in data["papers"]},
+            incoming={p["arxiv_id"]: IncomingPaper.model_validate(p) for p in data["incoming"]},
+            glossary=[GlossaryTerm.model_validate(t) for t in data["glossary"]],
+            paths=[ReadingPath.model_validate(p) for p in data["paths"]],
+            overviews={o["topic"]: Overview.model_validate(o) for o in data["overviews"]},
+            claims=[Claim.model_validate(c) for c in data["claims"]],
+            card=FieldCard.model_validate(data["card"]) if data["card"] else None,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, or written by another version: parse the YAML files instead
+
+
+def load(settings: KnowledgeSettings | None = None, *, strict: bool = True, compiled: bool = True) -> KnowledgeBase:
+    """Load and validate the field's knowledge base; with strict, any issue raises one PlraError. A knowledge base
+    whose files hash the same as one validated before is read from its compiled JSON form (compiled=False
+    parses and checks every file, as `plra kb validate` does)."""
     settings = settings or load_knowledge()
     root = settings.field_dir
     if not (root / "papers").is_dir():
         raise PlraError(f"no knowledge base at {root} (expected {root / 'papers'}/): check the `field` setting")
+    digest = content_hash(settings)
+    cached = _load_compiled(root, digest) if compiled else None
+    if cached is not None:
+        return cached
     kb = KnowledgeBase(root=root)
     kb.topics = {t.id: t for t, _ in load_list(root / "taxonomy.yaml", "topics", Topic, kb.issues)}
+    if (root / "field.yaml").exists():
+        kb.card = _load_card(root / "field.yaml", kb.issues)
     kb.papers = _load_entries(root / "papers", Paper, kb)
     if (root / "incoming").is_dir():
         kb.incoming = {
@@ -127,10 +209,16 @@ def load(settings: KnowledgeSettings | None = None, *, strict: bool = True) -> K
                 )
         kb.paths.append(path_obj)
     kb.overviews, kb.claims = load_synthesis(root, kb.papers, kb.topics, kb.issues)
+    newest = max((p.added for p in kb.papers.values() if p.added), default=None)
+    if kb.card is not None and newest is not None and newest > kb.card.reviewed_through:
+        late = f"{kb.card.reviewed_through} is before the newest paper's added date {newest}"
+        kb.issues.append(Issue(root / "field.yaml", None, "reviewed_through", late))
     if strict and kb.issues:
         shown = "\n  ".join(str(i) for i in kb.issues[:5])
         more = f"\n  ... and {len(kb.issues) - 5} more" if len(kb.issues) > 5 else ""
         raise PlraError(f"the knowledge base has {len(kb.issues)} problem(s); run `plra kb validate`:\n  {shown}{more}")
+    if not kb.issues:
+        _save_compiled(kb, digest)
     return kb
 
 

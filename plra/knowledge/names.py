@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from plra.knowledge.kb import KnowledgeBase
-from plra.types import GlossaryTerm
+from plra.types import GlossaryTerm, IncomingPaper, Paper
 
 ARXIV_REF = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
 # Short names this short are too often ordinary words ("MAP", "PAL"): they count only as written.
@@ -21,6 +21,11 @@ def short_title(title: str) -> str | None:
     """The name before a colon, as in "LaMP: When Large Language Models Meet Personalization"."""
     head, sep, _ = title.partition(":")
     return head.strip() if sep and 1 <= len(head.split()) <= 3 and len(head.strip()) >= 3 else None
+
+
+def display_name(paper: Paper | IncomingPaper) -> str:
+    """How a sentence names a paper: its first alias (LaMP), else the name before a colon, else the title."""
+    return next(iter(getattr(paper, "aliases", [])), None) or short_title(paper.title) or paper.title
 
 
 def name_pattern(name: str) -> re.Pattern:
@@ -87,5 +92,4 @@ class NameIndex:
         return [self.terms[key] for key in dict.fromkeys(m.key for m in self.mentions(text) if m.kind == "term")]
 
     def display_name(self, arxiv_id: str) -> str:
-        paper = self.knowledge.papers[arxiv_id]
-        return next(iter(paper.aliases), None) or short_title(paper.title) or paper.title
+        return display_name(self.knowledge.papers[arxiv_id])

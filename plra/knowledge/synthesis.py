@@ -16,7 +16,7 @@ from plra.types import CJK, OVERVIEW_SECTIONS, WORD, Claim, Overview, Paper, Top
 
 EN_WORDS = (400, 800)  # the whole overview, all five sections
 ZH_CHARS = (600, 1600)  # Chinese characters of the whole overview (about 400-800 words' worth)
-EN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"“0-9])")
+EN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"“0-9\u4e00-\u9fff])")
 ZH_SENTENCE_END = re.compile(r"(?<=[。！？])")
 
 

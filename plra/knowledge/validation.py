@@ -29,31 +29,54 @@ class Issue:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-def line_map(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
-    """Line (1-based) of every mapping key and sequence item, by its path of keys and indexes."""
+# libyaml's parser when PyYAML was built with it: the same results, several times faster on 400 files.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def line_map(node: yaml.Node, prefix: tuple = (), duplicates: list | None = None) -> dict[tuple, int]:
+    """Line (1-based) of every mapping key and sequence item, by its path of keys and indexes; a key that a
+    mapping repeats is recorded in duplicates as (path, line)."""
     lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
+        seen: set = set()
         for key, value in node.value:
             path = (*prefix, key.value)
-            lines.update(line_map(value, path))
+            if key.value in seen and duplicates is not None:
+                duplicates.append((path, key.start_mark.line + 1))
+            seen.add(key.value)
+            lines.update(line_map(value, path, duplicates))
             lines[path] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            lines.update(line_map(item, (*prefix, index)))
+            lines.update(line_map(item, (*prefix, index), duplicates))
     return lines
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
-    """Parse a YAML file and map each path inside it to a line; a syntax error names file and line."""
-    text = path.read_text(encoding="utf-8")
+    """Parse a YAML file and map each path inside it to a line; a syntax error, bytes that are not UTF-8 or a
+    repeated key name the file and the line."""
+    raw = path.read_bytes()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise YamlSyntaxError(
+            Issue(path, line, "", f"not UTF-8 text (byte {err.start}); save the file as UTF-8")
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise YamlSyntaxError(Issue(path, line, "", f"invalid YAML: {getattr(err, 'problem', err)}")) from None
-    return data, (line_map(node) if node is not None else {})
+    duplicates: list[tuple[tuple, int]] = []
+    lines = line_map(node, (), duplicates) if node is not None else {}
+    if duplicates:
+        where, line = duplicates[0]
+        field = ".".join(map(str, where))
+        raise YamlSyntaxError(Issue(path, line, field, "key repeated in the same mapping (YAML keeps only the last)"))
+    return data, lines
 
 
 class YamlSyntaxError(Exception):
