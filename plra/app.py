@@ -12,13 +12,17 @@ upload folder; a path from anywhere else is refused, so no request can make the 
 from __future__ import annotations
 
 import functools
+import html
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import gradio as gr
 
 from plra.assistant.answer import AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
 from plra.assistant.conversation import standalone
@@ -241,30 +245,85 @@ def write_action(action: str, topic: str, style: str, lang: str, use_model: bool
 # ------------------------------------------------------------------------------------------ Papers and Learn
 
 
-def search_papers(query: str, topic: str, year_from: float) -> list[list[Any]]:
+PAPER_HEADERS = ["arXiv id", "title", "year", "topics"]
+
+
+def plain(text: str) -> str:
+    """Text from outside the curated set, shown as text: no HTML, no Markdown links or images."""
+    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(text or ""))
+
+
+PAGE_SIZE = 25  # a page of the Papers table: Gradio's table renders every row it holds, slowly on a small CPU
+SORTS = {
+    "newest first": lambda p: (-p.year, p.arxiv_id),
+    "oldest first": lambda p: (p.year, p.arxiv_id),
+    "title": lambda p: p.title.lower(),
+    "arXiv id": lambda p: p.arxiv_id,
+}
+
+
+def paper_rows(
+    topic: str = "all", year_from: float = 0, sort: str = "newest first", page: float = 1
+) -> tuple[list[list[Any]], str]:
+    """One page of the whole curated set (then incoming papers), filtered by topic and year, in the chosen order;
+    with a line saying which part of how many it shows."""
+    knowledge = assistant().knowledge
+    papers = [*knowledge.papers.values(), *knowledge.incoming.values()]
+    papers = [p for p in papers if (topic in ("", "all", None) or topic in getattr(p, "topics", []))
+              and p.year >= (year_from or 0)]  # fmt: skip
+    papers.sort(key=SORTS.get(sort, SORTS["newest first"]))
+    pages = max(1, -(-len(papers) // PAGE_SIZE))
+    page = min(max(1, int(page or 1)), pages)
+    shown = papers[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    rows = [[p.arxiv_id, p.title, p.year, ", ".join(getattr(p, "topics", [])) or "not yet reviewed"] for p in shown]
+    first = (page - 1) * PAGE_SIZE + 1 if shown else 0
+    return rows, f"Papers {first}–{first + len(shown) - 1 if shown else 0} of {len(papers)} (page {page} of {pages})"
+
+
+def search_papers(
+    query: str, topic: str, year_from: float, sort: str = "newest first", page: float = 1
+) -> tuple[list[list[Any]], str]:
     if not (query or "").strip():
-        papers = [p for p in assistant().knowledge.papers.values() if topic in ("", "all") or topic in p.topics]
-        papers = [p for p in papers if p.year >= year_from]
-        return [[p.arxiv_id, p.title, p.year, ", ".join(p.topics)] for p in sorted(papers, key=lambda p: -p.year)]
+        return paper_rows(topic, year_from, sort, page)
     hits = assistant().index.search(
         query, k=20, year_from=int(year_from), topic=None if topic in ("", "all") else topic
     )
-    return [[h.arxiv_id, h.title, h.year, h.snippet] for h in hits]
+    return [[h.arxiv_id, h.title, h.year, h.snippet] for h in hits], f"{len(hits)} best matches for {query.strip()!r}"
 
 
 def paper_markdown(arxiv_id: str) -> str:
     paper = assistant().knowledge.get((arxiv_id or "").strip())
     if paper is None:
-        return "_Pick a paper id from the table._"
+        return "_Pick a paper in the table._"
     if not paper.curated:
         note = f"{NOT_REVIEWED['en'].capitalize()} ({NOT_REVIEWED['zh']}): fetched from arXiv, uncurated."
-        return f"### {paper.title} ({paper.year})\n_{note}_\n\n{paper.source_abstract}"
+        return f"### {plain(paper.title)} ({paper.year})\n_{note}_\n\n{plain(paper.source_abstract)}"
     findings = "\n".join(f"- {f}" for f in paper.key_findings)
+    labelled = (("Methods", paper.methods), ("Data", paper.datasets), ("Metrics", paper.metrics))
+    details = [f"**{label}**: {', '.join(values)}" for label, values in labelled if values]
     return (
         f"### [{paper.title}]({paper.url}) ({paper.year})\n{', '.join(paper.authors)}"
-        f"{' — ' + paper.venue if paper.venue else ''}\n\n{paper.summary_en}\n\n{paper.summary_zh}\n\n"
-        f"**Key findings**\n{findings}"
+        f"{' — ' + paper.venue if paper.venue else ''}\n\n_Topics: {', '.join(paper.topics)}_\n\n"
+        f"{paper.summary_en}\n\n{paper.summary_zh}\n\n**Key findings**\n{findings}\n\n" + "\n\n".join(details)
     )
+
+
+def selected_paper(event: gr.SelectData) -> str:
+    """The card of the row clicked in the Papers table (its first cell is the arXiv id)."""
+    row = getattr(event, "row_value", None) or []
+    return paper_markdown(str(row[0]) if row else "")
+
+
+def whats_new(since: str) -> str:
+    import datetime
+
+    from plra.knowledge.digest import digest_markdown
+
+    try:
+        day = datetime.date.fromisoformat((since or "").strip())
+    except ValueError:
+        return "_Give a date like 2026-06-01._"
+    return digest_markdown(assistant().knowledge, day)
 
 
 def glossary_markdown(query: str) -> str:
@@ -272,12 +331,13 @@ def glossary_markdown(query: str) -> str:
     terms = [
         t
         for t in assistant().knowledge.glossary
-        if not wanted or wanted in t.term.lower() or any(wanted in a.lower() for a in t.aliases)
+        if not wanted or wanted in t.term.lower() or any(wanted in a.lower() for a in [*t.aliases, *t.names_zh])
     ]
     return (
         "\n\n".join(
-            f"**{t.term}**{' (' + ', '.join(t.aliases) + ')' if t.aliases else ''}: {t.en}\n\n{t.zh}"
-            for t in terms[:30]
+            f"**{t.term}**{' (' + ', '.join([*t.aliases, *t.names_zh]) + ')' if t.aliases or t.names_zh else ''}: "
+            f"{t.en}\n\n{t.zh}"
+            for t in terms
         )
         or "_No such term._"
     )
@@ -288,25 +348,57 @@ def path_markdown(path_id: str) -> str:
     for path in knowledge.paths:
         if path.id == path_id:
             steps = [
-                f"{i}. [{knowledge.papers[s.arxiv_id].title}]({knowledge.papers[s.arxiv_id].url}): {s.why_en} "
-                f"／ {s.why_zh}"
+                f"{i}. [{knowledge.papers[s.arxiv_id].title}]({knowledge.papers[s.arxiv_id].url}) "
+                f"({knowledge.papers[s.arxiv_id].year}): {s.why_en}\n   {s.why_zh}"
                 for i, s in enumerate(path.steps, 1)
             ]
-            return f"### {path.title_en} / {path.title_zh}\n_{path.audience_en}_\n\n" + "\n".join(steps)
+            return f"### {path.title_en} / {path.title_zh}\n_{path.audience_en}_ {path.audience_zh}\n\n" + "\n".join(
+                steps
+            )
     return ""
 
 
-def build_ui():
-    import gradio as gr
+def all_paths_markdown() -> str:
+    return "\n\n".join(path_markdown(p.id) for p in assistant().knowledge.paths)
 
+
+def overview_markdown(topic: str, lang: str) -> str:
+    """A topic's overview with its section headings, then the topic's curated papers, newest first."""
+    from plra.data.synthesis import overview_document
+
+    knowledge = assistant().knowledge
+    if topic not in knowledge.topics:
+        return "_Pick a topic._"
+    text = overview_document(knowledge, topic, lang) if topic in knowledge.overviews else "_No overview yet._"
+    text = re.sub(r"^# ", "### ", re.sub(r"^## ", "#### ", text, flags=re.M), flags=re.M)
+    papers = sorted((p for p in knowledge.papers.values() if topic in p.topics), key=lambda p: (-p.year, p.arxiv_id))
+    heading = "论文" if lang == "zh" else "Papers"
+    rows = [f"- [{p.title}]({p.url}) ({p.year}) arXiv:{p.arxiv_id}" for p in papers]
+    return f"{text}\n\n#### {heading} ({len(papers)})\n" + "\n".join(rows)
+
+
+@functools.cache
+def field_map_png() -> str:
+    from plra.knowledge.field_map import render
+
+    return str(render(assistant().knowledge, Path(tempfile.mkdtemp(prefix="plra-map-")) / "field_map.png"))
+
+
+def header_markdown() -> str:
+    knowledge = assistant().knowledge
+    return (
+        "# PLRA — Personalized-LLM Research Assistant\nAsk about personalized LLMs in English or 中文; answers cite "
+        f"the papers they rest on. Knowledge base: {len(knowledge.papers)} curated papers, **reviewed through "
+        f"{knowledge.reviewed_through}** (newer work: `plra kb update`, or the Agent mode's arXiv search)."
+    )
+
+
+def build_ui():
     from plra.llm import default_endpoint
 
     knowledge = assistant().knowledge
     with gr.Blocks(title="PLRA — Personalized-LLM Research Assistant") as demo:
-        gr.Markdown(
-            "# PLRA — Personalized-LLM Research Assistant\nAsk about personalized LLMs in English or 中文; "
-            "answers cite the papers they rest on."
-        )
+        gr.Markdown(header_markdown(), elem_id="header")
         with gr.Tab("Chat"):
             mode = gr.Radio(
                 ["Ask", "Agent", "Papers only"],
@@ -346,21 +438,39 @@ def build_ui():
         with gr.Tab("Papers"):
             with gr.Row():
                 query = gr.Textbox(label="Search", elem_id="paper-query")
-                topic = gr.Dropdown(["all", *knowledge.topics], value="all", label="Topic")
-                year = gr.Slider(2018, 2026, value=2018, step=1, label="From year")
-            table = gr.Dataframe(headers=["arXiv id", "title", "year", "about"], interactive=False, elem_id="papers")
-            pick = gr.Textbox(label="Paper id for details")
-            detail = gr.Markdown()
-            query.submit(search_papers, [query, topic, year], table)
-            topic.change(search_papers, [query, topic, year], table)
-            pick.submit(paper_markdown, pick, detail)
+                topic = gr.Dropdown(["all", *knowledge.topics], value="all", label="Topic", elem_id="paper-topic")
+                year = gr.Slider(2018, 2026, value=2018, step=1, label="From year", elem_id="paper-year")
+            with gr.Row():
+                sort = gr.Dropdown(list(SORTS), value="newest first", label="Order", elem_id="paper-sort")
+                page_number = gr.Number(1, minimum=1, precision=0, label="Page", elem_id="paper-page")
+            first_rows, first_status = paper_rows()
+            status = gr.Markdown(first_status, elem_id="paper-status")
+            table = gr.Dataframe(first_rows, headers=PAPER_HEADERS, interactive=False, elem_id="papers",
+                                 max_height=420)  # fmt: skip
+            detail = gr.Markdown("_Click a paper to see its card._", elem_id="paper-card")
+            with gr.Accordion("What's new", open=False):
+                since = gr.Textbox(label="Added since (YYYY-MM-DD)", value="2026-01-01", elem_id="digest-since")
+                digest_view = gr.Markdown(elem_id="digest")
+            listing = [query, topic, year, sort, page_number]
+            for event in (query.submit, topic.change, year.release, sort.change, page_number.submit):
+                event(search_papers, listing, [table, status])
+            table.select(selected_paper, None, detail)
+            since.submit(whats_new, since, digest_view)
         with gr.Tab("Learn"):
-            term = gr.Textbox(label="Glossary term")
-            terms = gr.Markdown()
-            term.submit(glossary_markdown, term, terms)
-            paths = gr.Dropdown([p.id for p in knowledge.paths], label="Reading path")
-            path_view = gr.Markdown()
-            paths.change(path_markdown, paths, path_view)
+            first = next((t for t in knowledge.topics if t in knowledge.overviews), next(iter(knowledge.topics)))
+            with gr.Row():
+                learn_topic = gr.Dropdown(list(knowledge.topics), value=first, label="Topic", elem_id="learn-topic")
+                learn_lang = gr.Radio(["en", "zh"], value="en", label="Language", elem_id="learn-lang")
+            overview = gr.Markdown(overview_markdown(first, "en"), elem_id="overview")
+            gr.Image(field_map_png(), label="Field map: curated papers per topic per year", elem_id="field-map")
+            with gr.Accordion("Glossary", open=False):
+                term = gr.Textbox(label="Filter terms", elem_id="glossary-filter")
+                terms = gr.Markdown(glossary_markdown(""), elem_id="glossary")
+            with gr.Accordion("Reading paths", open=True):
+                gr.Markdown(all_paths_markdown(), elem_id="reading-paths")
+            learn_topic.change(overview_markdown, [learn_topic, learn_lang], overview)
+            learn_lang.change(overview_markdown, [learn_topic, learn_lang], overview)
+            term.change(glossary_markdown, term, terms)
         with gr.Tab("Settings"):
             endpoint = gr.Textbox(value=default_endpoint() or "", label="Endpoint (empty: the tiny model in-process)")
             model = gr.Textbox(value="", label="Model name (empty: what the server serves)")

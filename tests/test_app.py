@@ -116,6 +116,77 @@ def test_papers_tab_searches_the_knowledge_base(page):
     assert "role" in page.locator("#papers").inner_text().lower()
 
 
+@pytest.mark.slow
+def test_papers_tab_shows_the_field_on_open_and_a_card_on_click(page):
+    from plra.knowledge import kb
+
+    knowledge = kb.load()
+    assert f"reviewed through {knowledge.reviewed_through}" in page.locator("#header").inner_text()
+    page.get_by_role("tab", name="Papers").click()
+    page.fill("#paper-query textarea", "")  # an earlier test may have searched: an empty query lists the field
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        f"document.querySelector('#paper-status').innerText.includes('of {len(knowledge.papers)}')", timeout=60_000
+    )
+    newest = min(knowledge.papers.values(), key=lambda p: (-p.year, p.arxiv_id))
+    cell = page.locator("#papers .cell-wrap:visible").filter(has_text=newest.arxiv_id).first
+    cell.wait_for(timeout=60_000)  # the whole knowledge base, newest first, before any query
+    cell.click()
+    page.wait_for_function("document.querySelector('#paper-card').innerText.includes('Key findings')", timeout=60_000)
+    assert newest.title in page.locator("#paper-card").inner_text()
+    oldest = min(knowledge.papers.values(), key=lambda p: (p.year, p.arxiv_id))
+    page.locator("#paper-sort input").click()
+    page.get_by_role("option", name="oldest first").click()
+    page.locator("#papers .cell-wrap:visible").filter(has_text=oldest.arxiv_id).first.wait_for(timeout=60_000)
+
+
+@pytest.mark.slow
+def test_learn_tab_opens_on_an_overview_a_field_map_and_the_reading_paths(page):
+    from plra.knowledge import kb
+
+    knowledge = kb.load()
+    page.get_by_role("tab", name="Learn").click()
+    overview = page.locator("#overview")
+    overview.wait_for(timeout=30_000)
+    first = next(t for t in knowledge.topics if t in knowledge.overviews)
+    assert "Families of approaches" in overview.inner_text() and "Open problems" in overview.inner_text()
+    assert knowledge.overviews[first].central[0] in overview.inner_text()
+    assert page.locator("#field-map img").count() == 1
+    paths = page.locator("#reading-paths").inner_text()
+    for path in knowledge.paths:  # every path, every step, in full
+        assert path.title_en in paths
+        assert knowledge.papers[path.steps[-1].arxiv_id].title in paths
+    page.locator("#learn-topic input").fill("memory")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#overview').innerText.includes('Memory and long-term dialogue')", timeout=30_000
+    )
+
+
+def test_the_papers_table_pages_filters_and_orders_the_whole_knowledge_base():
+    from plra import app
+
+    knowledge = app.assistant().knowledge
+    rows, status = app.paper_rows()
+    assert len(rows) == app.PAGE_SIZE and status.startswith(f"Papers 1–{app.PAGE_SIZE} of {len(knowledge.papers)}")
+    assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
+    last_page = -(-len(knowledge.papers) // app.PAGE_SIZE)
+    rows, status = app.paper_rows(page=999)  # past the end: the last page
+    assert f"(page {last_page} of {last_page})" in status and rows
+    memory = [p for p in knowledge.papers.values() if "memory" in p.topics and p.year >= 2026]
+    rows, status = app.paper_rows("memory", 2026, "arXiv id")
+    assert [r[0] for r in rows] == sorted(p.arxiv_id for p in memory)[: app.PAGE_SIZE]
+    assert f"of {len(memory)} " in status
+
+
+def test_text_from_outside_the_curated_set_is_shown_as_text():
+    from plra import app
+
+    shown = app.plain('<img src="https://example.org/x.png"> [click](https://example.org) ![i](u)')
+    assert "<img" not in shown and "](" not in shown
+    assert "&lt;img" in shown and "\\[click\\]" in shown
+
+
 @pytest.fixture
 def upload_dir(tmp_path, monkeypatch):
     folder = tmp_path / "gradio-uploads"

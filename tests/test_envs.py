@@ -122,7 +122,7 @@ def test_ctrl_c_stops_the_stage_it_started(tmp_path):
     marker = tmp_path / "child.pid"
     script = (
         "import sys\n"
-        "from plra import envs\n"
+        "from plra.toolchain import envs\n"
         "child = \"import os, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)\"\n"
         f"envs.run('main', ['python', '-c', 'import sys; ' + child, {str(marker)!r}], log_path=None)\n"
     )
