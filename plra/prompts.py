@@ -396,6 +396,20 @@ REWRITE_INSTRUCTIONS = {
 }
 
 # Sentences of the composer (plra.assistant.compose): answers written from the knowledge base without a model.
+# Answers built from the field's synthesis (plra.assistant.synthesis): claims and topic overviews.
+SYNTHESIS = {
+    "conditions": {"en": "When this holds: {text}", "zh": "适用条件：{text}"},
+    "see_also": {"en": "{name} {cite} bears on this too: {finding}.", "zh": "{name} {cite} 也与此相关：{finding}。"},
+    "recent_intro": {
+        "en": "The knowledge base is reviewed through {date}; the newest work it holds on {topic} is:",
+        "zh": "知识库收录截至 {date}；其中关于{topic}的最新工作如下：",
+    },
+    "recent_outro": {
+        "en": "For anything newer than {date}, run `plra kb update` or ask in Agent mode, which searches arXiv.",
+        "zh": "{date} 之后的新工作，请运行 `plra kb update`，或使用会检索 arXiv 的智能体模式。",
+    },
+}
+
 COMPOSE: dict[str, dict[str, object]] = {
     "definition": {"en": "{term}: {definition} {cite}", "zh": "{term}：{definition}{cite}"},
     "first_finding": {"en": "{name} {cite} finds that {finding}.", "zh": "{name} {cite} 的研究表明：{finding}。"},
@@ -490,6 +504,23 @@ PLAN_INSTRUCTIONS: dict[str, dict[str, str]] = {
     "general": {
         "en": "Answer in prose: what the papers agree on and where they differ.",
         "zh": "用连贯的段落回答：论文的共识是什么、分歧在哪里。",
+    },
+    "evidence": {
+        "en": "Give the hedged verdict first, then the evidence for and against with its numbers, then the conditions "
+        "under which it holds.",
+        "zh": "先给出有保留的结论，再列出支持与反对的证据及其数字，最后说明结论成立的条件。",
+    },
+    "overview": {
+        "en": "Organize the answer by family of approaches: how they differ, then which to pick for which goal.",
+        "zh": "按方法路线组织回答：先说明各路线的区别，再说明不同目标下该选哪一种。",
+    },
+    "recommend": {
+        "en": "Recommend what to use for which goal and why, naming only items of the kind asked for.",
+        "zh": "针对不同目标推荐该用什么并说明理由，只推荐问题所问的那一类对象。",
+    },
+    "recent": {
+        "en": "Say how far the knowledge base reaches, then the newest work on the question, newest first.",
+        "zh": "先说明知识库收录截至何时，再按时间由近及远介绍与问题相关的最新工作。",
     },
 }
 PLAN_NOTES_HEADER = {

@@ -97,7 +97,9 @@ def test_near_misses_from_other_domains_are_refused(assistant, question):
 def test_open_questions_cite_the_limits_the_papers_report(assistant):
     result = assistant.ask("What are the open problems in personalized alignment?")
     assert result.intent == "open_question" and len(result.citations) >= 3
-    assert "open problem" in result.answer.lower() or "challenge" in result.answer.lower()
+    # the topic's own open problems, from its overview, not another topic's limits
+    section = assistant.knowledge.overviews["personalized-alignment"].section("open_problems").en
+    assert result.answer.startswith(section.split("[arXiv:")[0][:40])
 
 
 def test_a_question_that_describes_a_paper_cites_it_though_it_names_a_glossary_term(assistant):

@@ -24,6 +24,7 @@ import typer
 from plra.assistant import compose, intents
 from plra.assistant.compose import Plan
 from plra.assistant.conversation import check_history, load_history, recent_turns, standalone
+from plra.assistant.synthesis import SynthesisIndex
 from plra.errors import PlraError
 from plra.io import read_jsonl, write_json_atomic
 from plra.knowledge import kb as kb_module
@@ -41,7 +42,7 @@ from plra.prompts import (
     SYSTEM,
 )
 from plra.settings import KnowledgeSettings, load_knowledge
-from plra.types import arxiv_url
+from plra.types import arxiv_url, cited_ids
 
 CITED = re.compile(r"(?:\"([^\"]{8,200})\"\s*)?\[?arXiv:\s*(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?\]?")
 STOP_STRINGS = ["<|im_end|>", "\nuser\n", "\nUser:", "\nQuestion:", "\n问题："]
@@ -332,6 +333,7 @@ class Assistant:
         self.index = open_index(self.settings, self.knowledge)
         self.names = glossary_names(self.knowledge)
         self.name_index = NameIndex(self.knowledge)
+        self.synthesis = SynthesisIndex(self.knowledge)
         self.field_words = kb_module.field_words(self.settings)
         self.thresholds = thresholds(self.settings)
 
@@ -366,7 +368,48 @@ class Assistant:
         else:
             papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
-        return Plan(kind, lang, papers, named, term, path)
+        plan = Plan(kind, lang, papers, named, term, path)
+        if kind not in ("newcomer", "paper") and not (kind == "compare" and len(named) >= 2):
+            self._plan_from_synthesis(plan, question, query, ranked)
+        return plan
+
+    def _plan_from_synthesis(self, plan: Plan, question: str, query: str, ranked: list[str]) -> None:
+        """Questions the field's synthesis answers: a claim for evidence and recommendations, the topic's overview
+        for approaches, choices, benchmarks and open problems, the newest papers for recent work."""
+        wanted = intents.synthesis_intent(question)
+        if wanted is None and plan.intent != "open_question":
+            return
+        topic = self.synthesis.best_topic(query, ranked)
+        overview = self.knowledge.overviews.get(topic or "")
+        if wanted == "recent":
+            candidates = [p for p in ranked if p in self.knowledge.papers]
+            if topic:  # the topic's papers too, behind the ranked ones: a year ties break by rank
+                candidates += [p for p, paper in self.knowledge.papers.items() if topic in paper.topics]
+            rank = {pid: i for i, pid in reversed(list(enumerate(candidates)))}
+            newest = sorted(rank, key=lambda pid: (-self.knowledge.papers[pid].year, rank[pid]))
+            plan.intent, plan.topic, plan.papers = "recent", topic, newest[:6]
+            return
+        if wanted in ("evidence", "recommend"):
+            claim, _ = self.synthesis.best_claim(query, topic)
+            if claim is not None:
+                plan.intent, plan.claim, plan.topic = "evidence", claim, topic
+                plan.papers = [p for p in [*claim.papers(), *ranked[:1]] if p in self.knowledge.papers]
+                plan.papers = list(dict.fromkeys(plan.papers))
+                return
+        if overview is None:
+            return
+        if plan.intent == "open_question":
+            sections = ("open_problems",)
+        elif wanted == "recommend":
+            sections = ("benchmarks",) if intents.BENCHMARK_WORDS.search(question) else ("choosing",)
+        elif wanted == "overview":
+            sections = ("families", "choosing")
+        else:
+            return
+        plan.intent = "open_question" if plan.intent == "open_question" else (wanted or plan.intent)
+        plan.topic, plan.sections = topic, sections
+        text = " ".join(getattr(overview.section(kind), plan.lang) for kind in sections if overview.section(kind))
+        plan.papers = [p for p in cited_ids(text) if p in self.knowledge.papers]
 
     def ask(self, question: str, llm=None, k: int = 5, on_token: Callable[[str], None] | None = None,
             extra_sources: dict[str, tuple[str, int]] | None = None,

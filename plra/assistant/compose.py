@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.names import NameIndex
 from plra.knowledge.retrieval import tokenize
-from plra.prompts import COMPOSE, PLAN_INSTRUCTIONS
-from plra.types import GlossaryTerm, Paper, ReadingPath
+from plra.prompts import COMPOSE, PLAN_INSTRUCTIONS, SYNTHESIS
+from plra.types import Claim, GlossaryTerm, Paper, ReadingPath
 
 FINDING_CUES = re.compile(r"表明|发现|显示|证明|结果|提升|优于|降低|说明")
 OPEN_CUES = re.compile(
@@ -35,6 +35,9 @@ class Plan:
     named: list[str] = field(default_factory=list)  # the papers the question (or its history) names
     term: GlossaryTerm | None = None
     path: ReadingPath | None = None
+    claim: Claim | None = None  # the evidence claim that answers the question (plra.assistant.synthesis)
+    topic: str | None = None  # the topic whose overview answers it
+    sections: tuple[str, ...] = ()  # which parts of that overview
 
 
 def cite(arxiv_id: str) -> str:
@@ -169,6 +172,8 @@ def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
 
 
 def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    if plan.topic in kb.overviews:
+        return compose_sections(plan, kb, names, question)
     papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:4]
     intro = sentence("open_intro", plan.lang)
     return " ".join([intro, *_paper_sentences(papers, question, names, plan.lang, cues=OPEN_CUES)])
@@ -220,6 +225,43 @@ def compose_general(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
     return " ".join(parts) if parts else COMPOSE["nothing"][plan.lang]
 
 
+def compose_evidence(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """The claim's hedged verdict first (its evidence and numbers are in it), then when it holds."""
+    claim = plan.claim
+    assert claim is not None
+    verdict, conditions = (claim.claim_zh, claim.conditions_zh) if plan.lang == "zh" else (claim.claim_en,
+                                                                                       claim.conditions_en)  # fmt: skip
+    parts = [verdict]
+    for pid in (p for p in plan.papers if p not in claim.papers() and p in kb.papers):  # the best hit, if the claim
+        paper = kb.papers[pid]  # does not cite it: the question may describe that very study
+        finding = lower_first(best_finding(paper, question, plan.lang)).rstrip(".。")
+        parts.append(SYNTHESIS["see_also"][plan.lang].format(name=name_of(paper, names), cite=cite(pid),
+                                                             finding=finding))  # fmt: skip
+    return " ".join(parts) + f"\n\n{SYNTHESIS['conditions'][plan.lang].format(text=conditions)}"
+
+
+def compose_sections(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """The parts of the topic overview that answer the question (families and choosing, benchmarks, open problems)."""
+    overview = kb.overviews[plan.topic]
+    parts = [overview.section(kind) for kind in plan.sections]
+    return "\n\n".join(getattr(part, plan.lang) for part in parts if part is not None)
+
+
+def compose_recent(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """How far the knowledge base reaches, then its newest papers on the question, newest first."""
+    date = str(kb.reviewed_through)
+    topic = kb.topics[plan.topic].zh if plan.lang == "zh" and plan.topic else None
+    topic = topic or (kb.topics[plan.topic].en.split(" (")[0].lower() if plan.topic else question.rstrip("?？"))
+    lines = [SYNTHESIS["recent_intro"][plan.lang].format(date=date, topic=topic)]
+    for pid in plan.papers[:6]:
+        paper = kb.papers.get(pid)
+        if paper is not None:
+            lines.append(f"- {name_of(paper, names)} ({paper.year}) {cite(pid)}: "
+                         f"{best_finding(paper, question, plan.lang)}")  # fmt: skip
+    lines.append(SYNTHESIS["recent_outro"][plan.lang].format(date=date))
+    return "\n".join(lines)
+
+
 COMPOSERS = {
     "definition": compose_definition,
     "compare": compose_compare,
@@ -228,6 +270,10 @@ COMPOSERS = {
     "newcomer": compose_newcomer,
     "open_question": compose_open,
     "general": compose_general,
+    "evidence": compose_evidence,
+    "overview": compose_sections,
+    "recommend": compose_sections,
+    "recent": compose_recent,
 }
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 
-INTENTS = ("definition", "compare", "paper", "list", "newcomer", "open_question", "general")
+INTENTS = ("definition", "compare", "paper", "list", "newcomer", "open_question", "general", "evidence", "overview",
+           "recommend", "recent")  # fmt: skip
 
 
 def _any(patterns: list[str]) -> re.Pattern:
@@ -254,6 +255,80 @@ NEAR_MISS = _any(
         r"游戏",
     ]
 )
+
+
+EVIDENCE = _any(
+    [
+        r"\bbetter than\b",
+        r"\bworse than\b",
+        r"\boutperform",
+        r"\bbeats?\b",
+        r"\bmore (effective|accurate|robust|efficient)\b",
+        r"\b(is|are) .{1,60} (better|worse|enough|worth|reliable|faithful|effective)\b",
+        r"\bdoes .{1,80} (help|hurt|improve|work|matter|raise|increase|reduce|lower)\b",
+        r"\bdo .{1,80} (help|hurt|improve|work|matter|follow|remember|keep|raise|increase)\b",
+        r"\bcan .{1,80} (replace|evaluate|judge|simulate|infer|be inferred|match)\b",
+        r"\bis it (true|the case)\b",
+        r"\bwhat does the evidence\b",
+        r"\bwhat is the difference between\b",
+        r"更好|更差|优于|胜过|是否|能否|能不能|会不会|有没有用|有效吗|靠谱吗|可靠吗|区别|差异|不同之处",
+    ]
+)
+RECOMMEND = _any(
+    [
+        r"\bwhich (benchmark|dataset|method|approach|metric|model|technique|evaluation)s? (should|would|do you|to)\b",
+        r"\bwhat (benchmark|dataset|method|approach|metric)s? should\b",
+        r"\bshould i use\b",
+        r"\bwhat should i use\b",
+        r"\brecommend",
+        r"\bbest (benchmark|dataset|method|approach|way) (to|for)\b",
+        r"\bif i (only )?have\b",
+        r"用哪个|该用|应该用|推荐|选哪|怎么选|如何选择|选什么",
+    ]
+)
+OVERVIEW = _any(
+    [
+        r"\bmain (families|approaches|methods|lines of work|directions|paradigms)\b",
+        r"\bfamilies of (methods|approaches)\b",
+        r"\bwhat (approaches|methods|techniques) (exist|are there)\b",
+        r"\boverview of\b",
+        r"\blandscape\b",
+        r"\bhow (do|can) (we|you|one|people) personali[sz]e\b",
+        r"\bways to personali[sz]e\b",
+        r"(主要|有哪些|几类|哪几种)(的)?(方法|路线|技术路线|思路|范式)",
+        r"(概览|全景|综述一下|梳理)",
+    ]
+)
+RECENT = _any(
+    [
+        r"\blatest\b",
+        r"\bnewest\b",
+        r"\bmost recent\b",
+        r"\brecent(ly)?\b",
+        r"\bwhat('s| is) new\b",
+        r"\bnew (work|papers?|results|developments|in)\b",
+        r"\b20(25|26|27)\b",
+        r"\bthis year\b",
+        r"最新|最近|新进展|今年|近期",
+    ]
+)
+
+
+BENCHMARK_WORDS = _any([r"\bbenchmarks?\b", r"\bdatasets?\b", r"\bevaluat", r"基准|数据集|评测|测评"])
+
+
+def synthesis_intent(question: str) -> str | None:
+    """The plan a question needs from the field's synthesis (claims, overviews), before the paper-level plans:
+    recent work, a recommendation, evidence (is A better than B), an overview of approaches; None otherwise."""
+    if RECENT.search(question):
+        return "recent"
+    if RECOMMEND.search(question):
+        return "recommend"
+    if EVIDENCE.search(question):
+        return "evidence"
+    if OVERVIEW.search(question):
+        return "overview"
+    return None
 
 
 def intent(question: str, named_papers: int = 0, named_terms: int = 0) -> str:

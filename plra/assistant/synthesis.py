@@ -1,0 +1,74 @@
+"""Finding the field's written synthesis that answers a question: the claim whose question it asks, and the
+topic whose overview covers it. Scores are the share of the question's (IDF-weighted) words that a claim or a
+topic holds, so a question that merely shares one common word with a claim does not pick it."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from plra.knowledge.kb import KnowledgeBase
+from plra.knowledge.retrieval import tokenize
+from plra.types import Claim
+
+CLAIM_MIN_SCORE = 0.35  # below this share of the question's weight, no claim answers it (dev questions)
+TOPIC_MIN_SCORE = 0.2
+QUESTION_WEIGHT = 0.7
+# Words every question of the field may use: they say nothing about which topic it is on.
+GENERIC = (
+    "personalization personalized personalizing personalize personalise llm llms large language model models "
+    "method methods approach approaches user users main open problem problems based new latest recent work "
+    "works paper papers family families pick choose field research would each which what when how best "
+    "个性化 大模型 模型 方法 问题 开放 最新 最近 进展 新进展 研究 哪些 什么"
+)
+
+
+class SynthesisIndex:
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.claims = kb.claims
+        # A claim answers the question it was written for: its question counts most, its text and topics less.
+        self.question_tokens = [set(tokenize(f"{c.question_en} {c.question_zh}")) for c in self.claims]
+        self.claim_tokens = [
+            set(tokenize(" ".join([c.claim_en, *(kb.topics[t].en for t in c.topics if t in kb.topics)])))
+            for c in self.claims
+        ]
+        self.topic_ids = list(kb.topics)
+        self.topic_tokens = [set(tokenize(f"{kb.topics[t].en} {kb.topics[t].zh} {t.replace('-', ' ')}"))
+                             for t in self.topic_ids]  # fmt: skip
+        docs = [q | c for q, c in zip(self.question_tokens, self.claim_tokens, strict=True)] + self.topic_tokens
+        counts = Counter(token for doc in docs for token in doc)
+        self.idf = {token: math.log(1 + len(docs) / n) for token, n in counts.items()}
+        self.unseen = math.log(1 + len(docs))
+        self.generic = set(tokenize(GENERIC))
+
+    def _coverage(self, question: list[str], doc: set[str]) -> float:
+        weights = {t: self.idf.get(t, self.unseen) for t in set(question)}
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in doc) / total if total else 0.0
+
+    def best_claim(self, question: str, topic: str | None = None) -> tuple[Claim | None, float]:
+        """The claim that answers the question, with its score; (None, best score) when none reaches the bar."""
+        words = tokenize(question)
+        scored = [
+            (QUESTION_WEIGHT * self._coverage(words, self.question_tokens[i])
+             + (1 - QUESTION_WEIGHT) * self._coverage(words, self.claim_tokens[i])
+             + (0.05 if topic in c.topics else 0.0), i)
+            for i, c in enumerate(self.claims)
+        ]  # fmt: skip
+        if not scored:
+            return None, 0.0
+        score, index = max(scored)
+        return (self.claims[index] if score >= CLAIM_MIN_SCORE else None), score
+
+    def best_topic(self, question: str, ranked: list[str]) -> str | None:
+        """The topic the question names; the field as a whole ("survey") when it names none; else the first topic
+        most of the best-ranked papers share."""
+        words = [w for w in tokenize(question) if w not in self.generic]
+        if not words and "survey" in self.kb.overviews:
+            return "survey"
+        score, index = max((self._coverage(words, doc), -i) for i, doc in enumerate(self.topic_tokens))
+        if score >= TOPIC_MIN_SCORE:  # ties go to the topic the taxonomy lists first
+            return self.topic_ids[-index]
+        votes = Counter(t for pid in ranked[:5] if pid in self.kb.papers for t in self.kb.papers[pid].topics[:1])
+        return votes.most_common(1)[0][0] if votes else None

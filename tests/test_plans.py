@@ -1,0 +1,96 @@
+"""Answer plans built on the field's synthesis: a verdict from the claim that answers the question, the topic
+overview's parts for approaches, choices and open problems, and the reviewed-through date for recent work."""
+
+from __future__ import annotations
+
+import pytest
+
+from plra.assistant import intents
+from plra.assistant.answer import Assistant
+from plra.types import cited_ids
+
+
+@pytest.fixture(scope="module")
+def assistant() -> Assistant:
+    return Assistant()
+
+
+@pytest.mark.parametrize(
+    ("question", "wanted"),
+    [
+        ("Is DPO better than RLHF with PPO for personalization?", "evidence"),
+        ("个性化对齐和多元化对齐有什么区别？", "evidence"),
+        ("Which benchmark should I use for personalized text generation?", "recommend"),
+        ("我该用哪个基准评测长期记忆？", "recommend"),
+        ("What are the main families of approaches to personalizing LLMs?", "overview"),
+        ("What is new in personalized memory in 2026?", "recent"),
+        ("最近个性化对齐有哪些新进展？", "recent"),
+        ("What did MemGPT find?", None),
+    ],
+)
+def test_the_synthesis_intent_follows_what_is_asked(question, wanted):
+    assert intents.synthesis_intent(question) == wanted
+
+
+@pytest.mark.parametrize(
+    ("question", "claim_id"),
+    [
+        ("Is DPO better than RLHF with PPO for personalization?", "personalized-alignment-01"),
+        ("个性化对齐和多元化对齐有什么区别？", "pluralistic-alignment-01"),
+        ("Can LLM judges evaluate personalized text?", "evaluation-01"),
+        ("Should I use retrieval or fine-tune a LoRA per user when a user has few examples?", "retrieval-augmented-01"),
+    ],
+)
+def test_an_evidence_question_opens_with_the_claims_verdict(assistant, question, claim_id):
+    result = assistant.ask(question)
+    claim = next(c for c in assistant.knowledge.claims if c.id == claim_id)
+    assert result.intent == "evidence"
+    lang = "zh" if "？" in question else "en"
+    verdict = claim.claim_zh if lang == "zh" else claim.claim_en
+    first_words = verdict.split("[arXiv:")[0][:40]
+    assert result.answer.startswith(first_words)  # the verdict is the first sentence, not a list of papers
+    cited = [c.arxiv_id for c in result.citations]
+    assert set(cited[: len(cited_ids(verdict))]) <= set(claim.papers())  # the verdict cites the claim's papers
+    assert not result.citation_errors
+
+
+def test_an_overview_question_is_organized_by_family_then_choice(assistant):
+    result = assistant.ask("What are the main families of approaches to personalizing LLMs, and when to pick each?")
+    overview = assistant.knowledge.overviews["survey"]
+    assert result.intent == "overview"
+    families = overview.section("families").en.split("[arXiv:")[0][:40]
+    choosing = overview.section("choosing").en.split("[arXiv:")[0][:40]
+    assert result.answer.startswith(families) and choosing in result.answer
+    assert len(result.citations) >= 4 and not result.citation_errors
+
+
+def test_open_problems_come_from_the_topic_asked_about(assistant):
+    result = assistant.ask("What are the open problems in memory-based personalization?")
+    memory = assistant.knowledge.overviews["memory"].section("open_problems").en
+    assert result.intent == "open_question"
+    assert result.answer.startswith(memory.split("[arXiv:")[0][:40])
+    cited = {c.arxiv_id for c in result.citations}
+    assert cited == set(cited_ids(memory)) & set(assistant.knowledge.papers)
+
+
+def test_a_recommendation_of_benchmarks_names_benchmarks(assistant):
+    result = assistant.ask("Which benchmark should I use to evaluate the long-term memory of a chat assistant?")
+    cited = [assistant.knowledge.papers[c.arxiv_id] for c in result.citations]
+    assert result.intent in ("evidence", "recommend")
+    assert "2410.10813" in {p.arxiv_id for p in cited}  # LongMemEval
+    assert sum("benchmark" in p.topics for p in cited) >= len(cited) - 1  # benchmarks, not surveys or systems
+
+
+@pytest.mark.parametrize("question", ["What is new in personalized memory in 2026?", "最近个性化对齐有哪些新进展？"])
+def test_recent_work_states_how_far_the_knowledge_base_reaches(assistant, question):
+    result = assistant.ask(question)
+    knowledge = assistant.knowledge
+    assert result.intent == "recent"
+    assert str(knowledge.reviewed_through) in result.answer.splitlines()[0]
+    assert "plra kb update" in result.answer
+    years = [knowledge.papers[c.arxiv_id].year for c in result.citations]
+    assert years and years == sorted(years, reverse=True) and years[0] == max(p.year for p in knowledge.papers.values())
+
+
+def test_a_paper_question_keeps_its_card_plan(assistant):
+    assert assistant.ask("What did MemGPT find?").intent == "paper"
