@@ -379,8 +379,8 @@ class Assistant:
         wanted = intents.synthesis_intent(question)
         if wanted is None and plan.intent != "open_question":
             return
-        topic = self.synthesis.best_topic(query, ranked)
-        overview = self.knowledge.overviews.get(topic or "")
+        topic, named = self.synthesis.best_topic(query, ranked)
+        overview = self.knowledge.overviews.get(topic or "") if named else None  # a guessed topic answers no overview
         if wanted == "recent":
             candidates = [p for p in ranked if p in self.knowledge.papers]
             if topic:  # the topic's papers too, behind the ranked ones: a year ties break by rank

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from plra.knowledge.cite import surname
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.names import NameIndex
 from plra.knowledge.retrieval import tokenize
@@ -66,7 +67,12 @@ def best_finding(paper: Paper, question: str, lang: str, cues: re.Pattern | None
 
 
 def name_of(paper: Paper, names: NameIndex) -> str:
-    return names.display_name(paper.arxiv_id)
+    """The short name a sentence uses (LaMP); a paper with none is named by its authors, never by a pasted title."""
+    name = names.display_name(paper.arxiv_id)
+    if name != paper.title or len(paper.title.split()) <= 4:
+        return name
+    first = surname(paper.authors[0])
+    return first if len(paper.authors) == 1 else f"{first} et al."
 
 
 def sentence(template_key: str, lang: str, **values: str) -> str:

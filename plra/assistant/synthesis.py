@@ -11,7 +11,7 @@ from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.retrieval import tokenize
 from plra.types import Claim
 
-CLAIM_MIN_SCORE = 0.35  # below this share of the question's weight, no claim answers it (dev questions)
+CLAIM_MIN_SCORE = 0.42  # below this share of the question's weight, no claim answers it (wrong verdicts cost more)
 TOPIC_MIN_SCORE = 0.2
 QUESTION_WEIGHT = 0.7
 # Words every question of the field may use: they say nothing about which topic it is on.
@@ -48,8 +48,9 @@ class SynthesisIndex:
         return sum(w for t, w in weights.items() if t in doc) / total if total else 0.0
 
     def best_claim(self, question: str, topic: str | None = None) -> tuple[Claim | None, float]:
-        """The claim that answers the question, with its score; (None, best score) when none reaches the bar."""
-        words = tokenize(question)
+        """The claim that answers the question, with its score; (None, best score) when none reaches the bar.
+        Numbers do not count: "20 examples" asks about few examples, not about the number 20."""
+        words = [w for w in tokenize(question) if not w.isdigit()]
         scored = [
             (QUESTION_WEIGHT * self._coverage(words, self.question_tokens[i])
              + (1 - QUESTION_WEIGHT) * self._coverage(words, self.claim_tokens[i])
@@ -61,14 +62,14 @@ class SynthesisIndex:
         score, index = max(scored)
         return (self.claims[index] if score >= CLAIM_MIN_SCORE else None), score
 
-    def best_topic(self, question: str, ranked: list[str]) -> str | None:
-        """The topic the question names; the field as a whole ("survey") when it names none; else the first topic
-        most of the best-ranked papers share."""
-        words = [w for w in tokenize(question) if w not in self.generic]
+    def best_topic(self, question: str, ranked: list[str]) -> tuple[str | None, bool]:
+        """(topic, named): the topic the question names; the field as a whole ("survey") when it names nothing
+        but the field; else, not named, the first topic most of the best-ranked papers share."""
+        words = [w for w in tokenize(question) if w not in self.generic and not w.isdigit()]
         if not words and "survey" in self.kb.overviews:
-            return "survey"
+            return "survey", True
         score, index = max((self._coverage(words, doc), -i) for i, doc in enumerate(self.topic_tokens))
         if score >= TOPIC_MIN_SCORE:  # ties go to the topic the taxonomy lists first
-            return self.topic_ids[-index]
+            return self.topic_ids[-index], True
         votes = Counter(t for pid in ranked[:5] if pid in self.kb.papers for t in self.kb.papers[pid].topics[:1])
-        return votes.most_common(1)[0][0] if votes else None
+        return (votes.most_common(1)[0][0] if votes else None), False
