@@ -24,7 +24,7 @@ from typing import Any
 
 import gradio as gr
 
-from plra.assistant.answer import AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
+from plra.assistant.answer import COMPOSED, AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
 from plra.assistant.conversation import standalone
 from plra.errors import PlraError
 from plra.prompts import NOT_REVIEWED
@@ -53,26 +53,37 @@ def local_model() -> LocalModel:
     return LocalModel(local_model_dir(), max_tokens=MAX_TOKENS)
 
 
-def client_for(endpoint: str, model: str, temperature: float, max_tokens: int):
-    if not endpoint.strip():
-        return local_model()
-    from plra.llm import LLMClient
+def server_endpoint() -> str:
+    """The model server this app uses: the server's own setting (PLRA_ENDPOINT, or `plra serve`'s record), never a
+    request's, so no visitor can make the app connect to an address of their choosing."""
+    from plra.llm import default_endpoint
 
-    return LLMClient.from_url(
-        endpoint.strip(), model=model.strip() or None, temperature=temperature, max_tokens=max_tokens
-    )
+    return (default_endpoint() or "").strip()
+
+
+def client_for(use_local: bool, temperature: float, max_tokens: int):
+    """The configured server; else the in-process model when the visitor opted in; else None: the composer answers
+    at once from the knowledge base (a 135M model on a CPU takes minutes and is set aside more often than not)."""
+    endpoint = server_endpoint()
+    if endpoint:
+        from plra.llm import LLMClient
+
+        return LLMClient.from_url(endpoint, temperature=temperature, max_tokens=max_tokens)
+    return local_model() if use_local else None
 
 
 def sources_markdown(result: AskResult) -> str:
     if result.refused:
         return "_No sources: the question is outside the field._"
+    by = "Composed from the knowledge base" if result.writer == COMPOSED else f"Written by {plain(result.writer)}"
+    written = f"_{by}; citations checked._"
     # The panel is English; a source nobody has curated yet says so, as it does in the answer's own list.
     cited = [f"{i}. [{c.title}]({c.url}) ({c.year}), arXiv:{c.arxiv_id}{review_note(c, 'en')}"
              for i, c in enumerate(result.citations, 1)]  # fmt: skip
     read = [f"- [{c.title}]({c.url}) ({c.year}){review_note(c, 'en')}" for c in result.passages
             if c not in result.citations]  # fmt: skip
     errors = [f"- removed arXiv:{e['cited']}: {e['reason']}" for e in result.citation_errors]
-    parts = ["**Sources cited**", *(cited or ["_none_"])]
+    parts = [written, "", "**Sources cited**", *(cited or ["_none_"])]
     if result.rewrite != "none":
         parts = [f"_Understood as: {result.query}_", "", *parts]
     if read:
@@ -95,7 +106,7 @@ def plain_history(history: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def respond(
-    message: str, history: list[dict[str, str]], mode: str, endpoint: str, model: str, temperature: float
+    message: str, history: list[dict[str, str]], mode: str, use_local: bool = False, temperature: float = 0.2
 ) -> Iterator[tuple[list[dict[str, str]], str, str]]:
     """Answer into the chat, as a follow-up of the turns before it; yields (history, cleared input box,
     sources panel)."""
@@ -108,17 +119,22 @@ def respond(
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     try:
         if mode == "Agent":
-            if not endpoint.strip():
-                raise PlraError("the agent needs a served model: set the endpoint in Settings (`plra serve`)")
+            endpoint = server_endpoint()
+            if not endpoint:
+                raise PlraError("the agent needs a served model: start the app with PLRA_ENDPOINT set (`plra serve`)")
             from plra.assistant import agent
 
             standalone_question = standalone(message, earlier, assistant().name_index).question
-            reply = agent.run(standalone_question, endpoint.strip())
+            reply = agent.run(standalone_question, endpoint)
             result = AskResult(
-                reply["answer"], [Citation(**c) for c in reply["citations"]], reply["refused"], reply["citation_errors"]
+                reply["answer"],
+                [Citation(**c) for c in reply["citations"]],
+                reply["refused"],
+                reply["citation_errors"],
+                writer="the Lagent agent",
             )
         else:
-            llm = None if mode == "Papers only" else client_for(endpoint, model, temperature, MAX_TOKENS)
+            llm = None if mode == "Papers only" else client_for(use_local, temperature, MAX_TOKENS)
             pieces: queue.Queue = queue.Queue()
             outcome: dict[str, Any] = {}
 
@@ -191,8 +207,8 @@ def open_paper(upload: str | None, arxiv_id: str) -> tuple[str, str | None, list
         return f"⚠️ {err}", None, []
 
 
-def ask_paper(question: str, history: list[dict[str, str]], source: str | None, answer_mode: str, endpoint: str,
-              model: str, temperature: float) -> tuple[list[dict[str, str]], str]:  # fmt: skip
+def ask_paper(question: str, history: list[dict[str, str]], source: str | None, answer_mode: str,
+              use_local: bool = False, temperature: float = 0.2) -> tuple[list[dict[str, str]], str]:  # fmt: skip
     question = (question or "").strip()[:MAX_INPUT_CHARS]
     history = list(history or [])[-2 * MAX_HISTORY_TURNS :]
     if not question:
@@ -200,7 +216,7 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
     try:
         if source is None:
             raise PlraError("open a paper first (upload a PDF or give an arXiv id, then press Read)")
-        llm = None if answer_mode == "Passages only" else client_for(endpoint, model, temperature, MAX_TOKENS)
+        llm = None if answer_mode == "Passages only" else client_for(use_local, temperature, MAX_TOKENS)
         # "And compared with Mem0?": names from earlier turns travel with the question to the reader.
         standalone_question = standalone(question, plain_history(history), assistant().name_index).question
         result = paper_reader(source).ask(standalone_question, llm=llm)
@@ -213,15 +229,15 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
 # ------------------------------------------------------------------------------------------ Write
 
 
-def write_action(action: str, topic: str, style: str, lang: str, use_model: bool, endpoint: str, model: str,
-                 temperature: float) -> tuple[str, str | None]:  # fmt: skip
+def write_action(action: str, topic: str, style: str, lang: str, use_model: bool, use_local: bool = False,
+                 temperature: float = 0.2) -> tuple[str, str | None]:  # fmt: skip
     """Run one Write action; returns (Markdown to show, path of the BibTeX file to download)."""
     from plra.knowledge.cite import bibtex
     from plra.research.ideas import ideas, ideas_markdown
     from plra.research.write import outline, outline_markdown, related_work
 
     try:
-        llm = client_for(endpoint, model, temperature, 512) if use_model else None
+        llm = client_for(use_local, temperature, 512) if use_model else None
         if action == "Outline":
             result = outline(assistant(), topic, lang)
             text, bib = outline_markdown(result), result["bibtex"]
@@ -394,8 +410,6 @@ def header_markdown() -> str:
 
 
 def build_ui():
-    from plra.llm import default_endpoint
-
     knowledge = assistant().knowledge
     with gr.Blocks(title="PLRA — Personalized-LLM Research Assistant") as demo:
         gr.Markdown(header_markdown(), elem_id="header")
@@ -472,23 +486,59 @@ def build_ui():
             learn_lang.change(overview_markdown, [learn_topic, learn_lang], overview)
             term.change(glossary_markdown, term, terms)
         with gr.Tab("Settings"):
-            endpoint = gr.Textbox(value=default_endpoint() or "", label="Endpoint (empty: the tiny model in-process)")
-            model = gr.Textbox(value="", label="Model name (empty: what the server serves)")
+            configured = server_endpoint()
+            gr.Markdown(f"Model server: `{configured}` (the app's PLRA_ENDPOINT)" if configured else
+                        "No model server is configured (PLRA_ENDPOINT): Ask answers at once, composed from the "
+                        "knowledge base with checked citations.")  # fmt: skip
+            local_label = ("With no server, let the in-process tiny model write (minutes on a CPU; its answer is set "
+                           "aside when it cites nothing)")  # fmt: skip
+            use_local = gr.Checkbox(False, label=local_label, elem_id="use-local")
             temperature = gr.Slider(0.0, 1.0, value=0.2, step=0.05, label="Temperature")
-        box.submit(
-            respond, [box, chatbot, mode, endpoint, model, temperature], [chatbot, box, sources], api_name="respond"
-        )
+        chat_inputs = [box, chatbot, mode, use_local, temperature]
+        box.submit(respond, chat_inputs, [chatbot, box, sources], api_name="respond")
         read_button.click(open_paper, [upload, arxiv_id], [card, source, read_chat])
-        read_box.submit(ask_paper, [read_box, read_chat, source, answer_mode, endpoint, model, temperature],
+        read_box.submit(ask_paper, [read_box, read_chat, source, answer_mode, use_local, temperature],
                         [read_chat, read_box])  # fmt: skip
-        write_button.click(write_action, [action, write_topic, style, write_lang, use_model, endpoint, model,
-                                          temperature], [write_output, bib_file])  # fmt: skip
+        write_button.click(write_action, [action, write_topic, style, write_lang, use_model, use_local, temperature],
+                           [write_output, bib_file])  # fmt: skip
     # Requests queue; two run at once so one long answer does not block everyone.
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
 
 
+HOSTING_VARIABLES = ("SPACE_ID", "OPENXLAB_APP_ID", "PLRA_APP_PUBLIC")  # a hosting platform: serve everyone
+
+
+def server_name(environ: dict[str, str] | None = None) -> str:
+    """127.0.0.1 (this machine only) unless GRADIO_SERVER_NAME says otherwise or a hosting platform runs the app."""
+    environ = dict(os.environ if environ is None else environ)
+    if environ.get("GRADIO_SERVER_NAME"):
+        return environ["GRADIO_SERVER_NAME"]
+    return "0.0.0.0" if any(environ.get(name) for name in HOSTING_VARIABLES) else "127.0.0.1"
+
+
+def auth_pairs(environ: dict[str, str] | None = None) -> list[tuple[str, str]] | None:
+    """Logins from PLRA_APP_AUTH ("user:pass,user2:pass2") or the file PLRA_APP_AUTH_FILE (a user:pass a line)."""
+    environ = dict(os.environ if environ is None else environ)
+    text = environ.get("PLRA_APP_AUTH", "")
+    if environ.get("PLRA_APP_AUTH_FILE"):
+        path = Path(environ["PLRA_APP_AUTH_FILE"])
+        try:
+            text = path.read_text(encoding="utf-8").replace("\n", ",")
+        except OSError as err:
+            raise PlraError(f"PLRA_APP_AUTH_FILE={path}: {err.strerror or err}") from None
+    pairs = []
+    for index, item in enumerate(p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise PlraError(f"PLRA_APP_AUTH entry {index + 1} must be user:password")
+        pairs.append((user, password))
+    return pairs or None
+
+
 def main() -> None:
     port = int(os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or 7860)
-    build_ui().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port,
+    build_ui().launch(server_name=server_name(), server_port=port, auth=auth_pairs(),
                       max_file_size=f"{MAX_PDF_MB:g}mb")  # fmt: skip

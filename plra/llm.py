@@ -87,6 +87,11 @@ class LLMClient:
         )
         self._model = settings.model
 
+    @property
+    def name(self) -> str:
+        """What the answer says wrote it: the model the server was asked for, else the server."""
+        return self._model or self.base_url
+
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> LLMClient:
         return cls(LLMSettings(base_url=url, **overrides))

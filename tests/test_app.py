@@ -179,6 +179,32 @@ def test_the_papers_table_pages_filters_and_orders_the_whole_knowledge_base():
     assert f"of {len(memory)} " in status
 
 
+def test_the_app_is_closed_unless_configured_open():
+    from plra import app
+    from plra.errors import PlraError
+
+    assert app.server_name({}) == "127.0.0.1"
+    assert app.server_name({"GRADIO_SERVER_NAME": "0.0.0.0"}) == "0.0.0.0"
+    assert app.server_name({"SPACE_ID": "someone/plra"}) == "0.0.0.0"  # a hosting platform serves everyone
+    assert app.auth_pairs({}) is None
+    assert app.auth_pairs({"PLRA_APP_AUTH": "ana:s3cret, bo:pw"}) == [("ana", "s3cret"), ("bo", "pw")]
+    with pytest.raises(PlraError, match="entry 2 must be user:password"):
+        app.auth_pairs({"PLRA_APP_AUTH": "ana:s3cret,bo"})
+
+
+def test_with_no_server_ask_answers_at_once_and_no_request_names_an_endpoint(monkeypatch):
+    from plra import app
+
+    monkeypatch.delenv("PLRA_ENDPOINT", raising=False)
+    monkeypatch.setattr(app, "server_endpoint", lambda: "")
+    monkeypatch.setattr(app, "local_model", lambda: pytest.fail("the tiny model is opt-in"))
+    *_, (history, _, sources) = app.respond("How do LaMP and LongLaMP differ?", [], "Ask")
+    assert "[arXiv:" not in history[-1]["content"] and "Sources:" in history[-1]["content"]
+    assert sources.startswith("_Composed from the knowledge base; citations checked._")
+    *_, (history, _, _) = app.respond("What is LaMP?", [], "Agent")  # the agent's server is the app's setting
+    assert "PLRA_ENDPOINT" in history[-1]["content"]
+
+
 def test_text_from_outside_the_curated_set_is_shown_as_text():
     from plra import app
 

@@ -50,26 +50,27 @@ def _probe() -> None:
     seen: dict[str, str] = {}
     app.build_ui()
     for question in ("What is LaMP?", "个性化大模型有哪些常用的评测基准？"):
-        seen[f"papers only: {question}"] = last(app.respond(question, [], "Papers only", "", "", 0.2))
-    rows = app.search_papers("memory", "all", 2018)
+        seen[f"papers only: {question}"] = last(app.respond(question, [], "Papers only"))
+    rows, _ = app.search_papers("memory", "all", 2018)
     seen["papers"] = app.paper_markdown(rows[0][0])
     seen["glossary"] = app.glossary_markdown("LoRA")
     seen["path"] = app.path_markdown(app.assistant().knowledge.paths[0].id)
     for action in app.WRITE_ACTIONS:
         seen[f"write: {action}"] = app.write_action(action, "memory for personalized assistants", "plain", "en",
-                                                    False, "", "", 0.2)[0]  # fmt: skip
+                                                    False)[0]  # fmt: skip
     card, source, _ = app.open_paper(pdf, "")
     seen["read"] = card
-    seen["read: passages"] = app.ask_paper("What does the memory bank store?", [], source, "Passages only", "", "",
-                                           0.2)[0][-1]["content"]  # fmt: skip
+    seen["read: passages"] = app.ask_paper("What does the memory bank store?", [], source,
+                                           "Passages only")[0][-1]["content"]  # fmt: skip
     reply = "LaMP is a benchmark for personalized language models [arXiv:2304.11406]."
     with ScriptedOpenAI([reply] * 32) as server:
+        os.environ["PLRA_ENDPOINT"] = server.url  # the server's setting: requests cannot name an endpoint
         for mode in ("Ask", "Agent"):
-            seen[f"endpoint: {mode}"] = last(app.respond("What is LaMP?", [], mode, server.url, "", 0.2))
-        seen["endpoint: read"] = app.ask_paper("What does the memory bank store?", [], source, "Model", server.url, "",
-                                               0.2)[0][-1]["content"]  # fmt: skip
+            seen[f"endpoint: {mode}"] = last(app.respond("What is LaMP?", [], mode))
+        seen["endpoint: read"] = app.ask_paper("What does the memory bank store?", [], source,
+                                               "Model")[0][-1]["content"]  # fmt: skip
         seen["endpoint: write"] = app.write_action("Related work", "memory for personalized assistants", "plain",
-                                                   "en", True, server.url, "", 0.2)[0]  # fmt: skip
+                                                   "en", True)[0]  # fmt: skip
     modules = sorted({name.split(".")[0] for name in sys.modules})
     print(json.dumps({"answers": seen, "modules": modules}))
 

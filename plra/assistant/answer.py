@@ -58,6 +58,9 @@ class Citation:
     reviewed: bool = True  # False for a paper nobody has curated yet: one in incoming/, or an arXiv result
 
 
+COMPOSED = "composed from the knowledge base"
+
+
 @dataclass
 class AskResult:
     answer: str
@@ -70,6 +73,7 @@ class AskResult:
     rewrite: str = "none"  # how it was rewritten: "none", "rule" or "llm"
     intent: str = "general"  # the answer plan used (plra.assistant.intents)
     fallback: str | None = None  # why a model's answer gave way to the composer's
+    writer: str = COMPOSED  # who wrote the answer: the composer, or the model's name
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -276,6 +280,7 @@ class LocalModel:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
         self.max_tokens = max_tokens
+        self.name = f"{Path(model_dir).name} (in-process)"
 
     def _generate_kwargs(self, messages: list[dict[str, str]], max_tokens: int | None) -> dict[str, Any]:
         """Greedy decoding of the chat-templated messages; the same for chat() and stream()."""
@@ -458,8 +463,10 @@ class Assistant:
             "total_ms": round(1000 * (time.monotonic() - start), 1),
         }
         passages = [Citation(h.arxiv_id, h.title, h.year, arxiv_url(h.arxiv_id), h.curated) for h in hits]
+        writer = COMPOSED if llm is None or fallback else getattr(llm, "name", type(llm).__name__)
         return AskResult(with_sources(text, citations, lang), citations, False, errors, timings, passages,
-                         query=query, rewrite=rewritten.method, intent=plan.intent, fallback=fallback)  # fmt: skip
+                         query=query, rewrite=rewritten.method, intent=plan.intent, fallback=fallback,
+                         writer=writer)  # fmt: skip
 
     def _named_notes(self, raw: str, plan: Plan, query: str, lang: str) -> str:
         """A sentence for each paper the question names that the model's answer does not cite."""
@@ -523,4 +530,5 @@ def ask_command(
     typer.echo(result.answer)
     for error in result.citation_errors:
         typer.echo(f"(removed citation arXiv:{error['cited']}: {error['reason']})", err=True)
-    typer.echo(f"({result.timings['total_ms']:.0f} ms)", err=True)
+    written = "" if result.refused else f", {result.writer}"
+    typer.echo(f"({result.timings['total_ms']:.0f} ms{written})", err=True)
