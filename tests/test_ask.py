@@ -118,7 +118,7 @@ def test_no_llm_json_answer_is_composed_prose_with_citations():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"answer", "citations", "refused", "citation_errors", "timings", "query", "rewrite",
-                         "intent", "fallback", "writer"}  # fmt: skip
+                         "intent", "fallback", "writer", "history_trimmed"}  # fmt: skip
     assert data["writer"] == "composed from the knowledge base"
     assert not data["refused"] and len(data["citations"]) == 5 and data["citation_errors"] == []
     assert set(data["citations"][0]) == {"arxiv_id", "title", "year", "url", "reviewed"}

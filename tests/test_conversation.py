@@ -8,6 +8,7 @@ import pytest
 
 from plra.assistant import answer as rag
 from plra.assistant.conversation import rule_rewrite
+from plra.errors import PlraError
 from plra.io import read_jsonl
 from plra.llm import LLMClient
 from plra.paths import REPO_ROOT
@@ -208,3 +209,20 @@ def test_chinese_names_match_with_or_without_a_space_and_not_inside_other_words(
     assert terms("KV缓存怎么量化？") == terms("KV 缓存怎么量化？") == ["KV cache"]
     assert terms("什么是人设？") == ["Persona"]
     assert "Persona" not in terms("在个人设备上部署模型")  # 个人 + 设备, not 人设
+
+
+def test_a_huge_history_is_cut_and_said_so_and_answers_quickly(assistant):
+    import time
+
+    from plra.assistant.conversation import MAX_HISTORY_MESSAGES, MAX_MESSAGE_CHARS
+
+    flood = "LaMP [arXiv:2304.11406] and LongLaMP are benchmarks. " * 20_000  # about 1 MB
+    history = [{"role": "user", "content": "Tell me about LaMP."}, {"role": "assistant", "content": flood}] * 10
+    start = time.monotonic()
+    result = assistant.ask("What datasets did they use?", history=history)
+    elapsed = time.monotonic() - start
+    assert elapsed < 20, elapsed  # it took minutes when every byte of the history was matched against every name
+    assert result.history_trimmed == (20 - MAX_HISTORY_MESSAGES) + MAX_HISTORY_MESSAGES // 2
+    assert len(flood) > MAX_MESSAGE_CHARS and "2304.11406" in {c.arxiv_id for c in result.citations}
+    with pytest.raises(PlraError, match="characters; ask in at most"):
+        assistant.ask("x" * 10_000)

@@ -42,6 +42,8 @@ def test_counts_cover_every_task_and_both_languages(built):
         "related_work",
         "ideas",
         "redirect",
+        "overview",
+        "claim",
     ):
         assert set(manifest["sft_by_task_lang"][task]) == {"en", "zh"}, task
     assert set(manifest["dpo_by_rejection_lang"]) == {
@@ -50,7 +52,9 @@ def test_counts_cover_every_task_and_both_languages(built):
         "wrong_author",
         "wrong_attribution",
         "unhelpful_refusal",
+        "contradicts_claim",
     }
+    assert counts["pretrain_synthesis"] > 0 and counts["sft_synthesis"] > 0 and counts["dpo_claims"] > 0
     assert len(_rows(out / "sft.jsonl")) == counts["sft"] and len(_rows(out / "pretrain.jsonl")) == counts["pretrain"]
 
 
@@ -180,3 +184,35 @@ def test_synth_keeps_valid_replies_and_rejects_the_rest(monkeypatch, tmp_path):
     assert len(rejected) == 2 and "not JSON" in rejected[0] and "does not cite" in rejected[1]
     assert out.is_file() and out.is_relative_to(tmp_path / "build" / "synth")
     assert json.loads(out.read_text())["messages"][1]["content"].endswith(f"[arXiv:{chosen[0].arxiv_id}].")
+
+
+def test_an_output_folder_plra_did_not_write_is_never_replaced(tmp_path):
+    settings = load_knowledge({"datasets_dir": FIELD_DIR.parent})
+    thesis = tmp_path / "thesis"
+    (thesis / "src").mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("\\documentclass{article}")
+    with pytest.raises(PlraError, match="did not write; give an empty or new folder"):
+        data_build.build(settings, thesis, log=lambda _m: None)
+    assert sorted(p.name for p in thesis.iterdir()) == ["src", "thesis.tex"]  # untouched
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(PlraError, match="is a file"):
+        data_build.build(settings, a_file, log=lambda _m: None)
+    assert a_file.read_text() == "mine"
+
+
+def test_a_rebuild_replaces_its_own_folder_and_clears_a_crashed_builds_leftovers(tmp_path):
+    import os
+    import time
+
+    settings = load_knowledge({"datasets_dir": FIELD_DIR.parent})
+    out = tmp_path / "data"
+    data_build.build(settings, out, log=lambda _m: None)
+    assert (out / data_build.MARKER).exists() and (out / "sft.jsonl").exists()
+    leftover = tmp_path / ".data-abc123"  # what a build killed before its rename leaves
+    leftover.mkdir()
+    old = time.time() - 2 * data_build.STALE_AFTER_S
+    os.utime(leftover, (old, old))
+    data_build.build(settings, out, seed=1, log=lambda _m: None)
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -23,7 +23,7 @@ import typer
 
 from plra.assistant import compose, intents
 from plra.assistant.compose import Plan
-from plra.assistant.conversation import check_history, load_history, recent_turns, standalone
+from plra.assistant.conversation import check_history, load_history, recent_turns, standalone, trimmed
 from plra.assistant.synthesis import SynthesisIndex
 from plra.errors import PlraError
 from plra.io import read_jsonl, write_json_atomic
@@ -59,6 +59,7 @@ class Citation:
 
 
 COMPOSED = "composed from the knowledge base"
+MAX_QUESTION_CHARS = 4000
 
 
 @dataclass
@@ -74,6 +75,7 @@ class AskResult:
     intent: str = "general"  # the answer plan used (plra.assistant.intents)
     fallback: str | None = None  # why a model's answer gave way to the composer's
     writer: str = COMPOSED  # who wrote the answer: the composer, or the model's name
+    history_trimmed: int = 0  # history messages dropped (the oldest) or cut to their start
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -425,6 +427,9 @@ class Assistant:
         question = question.strip()
         if not question:
             raise PlraError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise PlraError(f"the question has {len(question):,} characters; ask in at most {MAX_QUESTION_CHARS:,}")
+        history_trimmed = trimmed(history or [])
         lang = "zh" if is_chinese(question) else "en"
         rewritten = standalone(question, check_history(history or []), self.name_index, llm)
         query = rewritten.question
@@ -466,7 +471,7 @@ class Assistant:
         writer = COMPOSED if llm is None or fallback else getattr(llm, "name", type(llm).__name__)
         return AskResult(with_sources(text, citations, lang), citations, False, errors, timings, passages,
                          query=query, rewrite=rewritten.method, intent=plan.intent, fallback=fallback,
-                         writer=writer)  # fmt: skip
+                         writer=writer, history_trimmed=history_trimmed)  # fmt: skip
 
     def _named_notes(self, raw: str, plan: Plan, query: str, lang: str) -> str:
         """A sentence for each paper the question names that the model's answer does not cite."""

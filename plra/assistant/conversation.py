@@ -21,6 +21,10 @@ from plra.prompts import REWRITE_INSTRUCTIONS
 
 ROLES = ("system", "user", "assistant")
 TURNS_CARRIED = 2  # user+assistant exchanges whose names a follow-up can point back to
+# What a history may hold: the newest messages, each cut to its start. Only the last turns are ever used, and
+# a megabyte of history must not cost minutes of name matching.
+MAX_HISTORY_MESSAGES = 12
+MAX_MESSAGE_CHARS = 4000
 MAX_CARRIED = 3  # papers carried from the history: more dilutes retrieval
 
 POINTS_BACK = re.compile(
@@ -62,7 +66,15 @@ def check_history(data: Any, origin: str = "history") -> list[dict[str, str]]:
             )
         if not isinstance(message.get("content"), str):
             raise PlraError(f"{origin}: message {i}: 'content' must be a string")
-    return [{"role": m["role"], "content": m["content"]} for m in data if m["role"] != "system"]
+    messages = [{"role": m["role"], "content": m["content"]} for m in data if m["role"] != "system"]
+    return [{"role": m["role"], "content": m["content"][:MAX_MESSAGE_CHARS]} for m in messages[-MAX_HISTORY_MESSAGES:]]
+
+
+def trimmed(history: list[dict[str, str]]) -> int:
+    """How many messages check_history drops or cuts (reported as history_trimmed in `plra ask --json`)."""
+    kept = [m for m in history if m.get("role") != "system"]
+    dropped = max(0, len(kept) - MAX_HISTORY_MESSAGES)
+    return dropped + sum(len(str(m.get("content", ""))) > MAX_MESSAGE_CHARS for m in kept[dropped:])
 
 
 def recent_turns(history: list[dict[str, str]], turns: int = TURNS_CARRIED) -> list[dict[str, str]]:

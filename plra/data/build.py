@@ -55,9 +55,41 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+MARKER = ".plra-data-build"  # in every folder `plra data build` wrote: only such a folder is replaced
+STALE_AFTER_S = 3600  # a temp folder this old belongs to a build that crashed
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """out_dir may be new, empty, or an earlier build's; anything else is a user's folder and stays untouched."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PlraError(f"--out {out_dir} is a file: give a folder for the training files")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise PlraError(f"{out_dir} holds files that plra data build did not write; give an empty or new folder "
+                        f"(nothing was changed)")  # fmt: skip
+
+
+def clean_stale(out_dir: Path) -> None:
+    """Temp and old folders a crashed build left beside out_dir."""
+    for stale in out_dir.parent.glob(f".{out_dir.name}-*"):
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_AFTER_S:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Put tmp in out_dir's place: at every moment one complete build is there (the old, then the new)."""
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-old-"))
+        out_dir.rename(old / "build")
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
+
+
 def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) -> dict[str, Any]:
     """Build every training file into out_dir (replaced atomically) and return the manifest."""
     start = time.monotonic()
+    check_out_dir(out_dir)
     knowledge = kb_module.load(settings)  # curated papers only: incoming entries are never trained on
     log(
         f"knowledge base: {len(knowledge.papers)} papers, {len(knowledge.glossary)} terms, "
@@ -77,7 +109,9 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
         shown = "\n  ".join(str(leak) for leak in leaks[:20])
         raise PlraError(f"{len(leaks)} benchmark question(s) leak into training data; reword them:\n  {shown}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    (tmp / MARKER).write_text("written by plra data build; the next build replaces this folder\n")
     try:
         hashes = {
             "pretrain.jsonl": _write_jsonl(tmp / "pretrain.jsonl", docs),
@@ -107,9 +141,7 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
             "files": hashes,
         }
         write_json_atomic(tmp / "manifest.json", manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -68,19 +68,19 @@ class NameIndex:
 
     def mentions(self, text: str) -> list[Mention]:
         """Papers and terms named in the text, in the order they appear; overlapping names: the longest."""
-        taken: list[tuple[int, int]] = []
+        taken = bytearray(len(text) + 1)  # 1 where a name was already found: overlap checks cost the span only
         found: list[Mention] = []
         for match in ARXIV_REF.finditer(text):
             if match.group(1) in self.knowledge.papers:
-                taken.append(match.span())
+                taken[match.start() : match.end()] = b"\x01" * (match.end() - match.start())
                 found.append(Mention("paper", match.group(1), match.group(0), match.start()))
         for kind, key, _name, pattern in self.patterns:
             for match in pattern.finditer(text):
-                span = match.span()
-                if any(a < span[1] and span[0] < b for a, b in taken):
+                start, end = match.span()
+                if any(taken[start:end]):
                     continue
-                taken.append(span)
-                found.append(Mention(kind, key, match.group(0), span[0]))
+                taken[start:end] = b"\x01" * (end - start)
+                found.append(Mention(kind, key, match.group(0), start))
         found.sort(key=lambda m: m.start)
         return found
 
