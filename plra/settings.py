@@ -87,7 +87,7 @@ class KnowledgeSettings(BaseModel):
     embedding_model: Path | None = None  # a local sentence-embedding model enables dense retrieval
     # `plra kb update` keeps a fetched paper only at this relevance to the field or above (plra.knowledge.relevance):
     # fitted on the curated papers (leave-one-out) against off-topic abstracts; 0 lets every paper in.
-    min_relevance: float = Field(0.55, ge=0.0, le=1.0)
+    min_relevance: float = Field(0.51, ge=0.0, le=1.0)
 
     @property
     def field_dir(self) -> Path:

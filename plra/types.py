@@ -75,6 +75,29 @@ def _words(text: str) -> int:
     return len(WORD.findall(text))
 
 
+def check_summary_en(text: str) -> str:
+    if CJK.search(text):
+        raise ValueError("summary_en must be English (it contains Chinese characters)")
+    if not 80 <= _words(text) <= 200:
+        raise ValueError(f"summary_en must be 80-200 words, it has {_words(text)}")
+    return text.strip()
+
+
+def check_summary_zh(text: str) -> str:
+    han = len(CJK.findall(text))
+    if han < 100:
+        raise ValueError(f"summary_zh must be Chinese of about 80-200 words (100+ characters), it has {han}")
+    if len(text) > 700:
+        raise ValueError(f"summary_zh is too long ({len(text)} characters, at most 700)")
+    return text.strip()
+
+
+def check_related(ids: list[str]) -> list[str]:
+    for value in ids:
+        check_arxiv_id(value)
+    return ids
+
+
 class Paper(PaperBase):
     """A curated entry: facts checked against the paper, summaries in our own words, in English and Chinese."""
 
@@ -96,28 +119,17 @@ class Paper(PaperBase):
     @field_validator("summary_en")
     @classmethod
     def _english_summary(cls, text: str) -> str:
-        if CJK.search(text):
-            raise ValueError("summary_en must be English (it contains Chinese characters)")
-        if not 80 <= _words(text) <= 200:
-            raise ValueError(f"summary_en must be 80-200 words, it has {_words(text)}")
-        return text.strip()
+        return check_summary_en(text)
 
     @field_validator("summary_zh")
     @classmethod
     def _chinese_summary(cls, text: str) -> str:
-        han = len(CJK.findall(text))
-        if han < 100:
-            raise ValueError(f"summary_zh must be Chinese of about 80-200 words (100+ characters), it has {han}")
-        if len(text) > 700:
-            raise ValueError(f"summary_zh is too long ({len(text)} characters, at most 700)")
-        return text.strip()
+        return check_summary_zh(text)
 
     @field_validator("related")
     @classmethod
     def _related_ids(cls, ids: list[str]) -> list[str]:
-        for value in ids:
-            check_arxiv_id(value)
-        return ids
+        return check_related(ids)
 
     @model_validator(mode="after")
     def _not_self_related(self):
@@ -142,10 +154,40 @@ class IncomingPaper(PaperBase):
     relevance: float | None = Field(None, ge=0.0, le=1.0)
     nearest_curated: str | None = None  # the curated paper most like this one
 
+    # The curated fields a person writes into the file before `plra kb promote` (README, "Adding a paper"):
+    # optional here, checked as a curated entry's are when present.
+    aliases: list[str] = []
+    venue: str | None = None
+    topics: list[str] = Field(default=[], max_length=4)
+    summary_en: str | None = None
+    summary_zh: str | None = None
+    key_findings: list[str] = []
+    methods: list[str] = []
+    datasets: list[str] = []
+    metrics: list[str] = []
+    keywords: list[str] = []
+    related: list[str] = []
+    added: datetime.date | None = None
+
     @field_validator("nearest_curated")
     @classmethod
     def _nearest_id(cls, value: str | None) -> str | None:
         return value if value is None else check_arxiv_id(value)
+
+    @field_validator("summary_en")
+    @classmethod
+    def _english_summary(cls, text: str | None) -> str | None:
+        return text if text is None else check_summary_en(text)
+
+    @field_validator("summary_zh")
+    @classmethod
+    def _chinese_summary(cls, text: str | None) -> str | None:
+        return text if text is None else check_summary_zh(text)
+
+    @field_validator("related")
+    @classmethod
+    def _related_ids(cls, ids: list[str]) -> list[str]:
+        return check_related(ids)
 
 
 class GlossaryTerm(BaseModel):

@@ -200,3 +200,17 @@ def test_malformed_benchmark_line_is_named(tmp_path):
     bad.write_text('{"question": "q", "lang": "en", "gold": ["2304.11406"]}\n{"question": \n')
     with pytest.raises(PlraError, match=r"retrieval.jsonl:2: invalid JSON"):
         retrieval.load_questions(bad)
+
+
+def test_concurrent_searches_after_an_edit_rebuild_the_index_once_and_all_answer(kb_copy):
+    import subprocess
+    import sys
+
+    entry = kb_copy / "papers" / "2304.11406.yaml"
+    entry.write_text(entry.read_text().replace("LaMP became", "LaMP has become"))  # the index is now stale
+    procs = [subprocess.Popen([sys.executable, "-m", "plra", "search", "user profile retrieval", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-300:] for _, err in outputs]
+    assert all(json.loads(out) for out, _ in outputs)
+    assert [p.name for p in kb_copy.iterdir() if p.name.startswith(".index-")] == []  # no stray temp folders

@@ -166,7 +166,7 @@ def update_command(
         "--min-relevance",
         min=0.0,
         max=1.0,
-        help="keep only papers this relevant to the field (0-1; default: the min_relevance setting, 0.55; "
+        help="keep only papers this relevant to the field (0-1; default: the min_relevance setting, 0.51; "
         "0 keeps every paper); the others are reported and logged in incoming/rejected.jsonl",
     ),
     as_json: bool = typer.Option(False, "--json"),

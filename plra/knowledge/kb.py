@@ -94,6 +94,12 @@ def _load_entries(folder: Path, model: type[BaseModel], kb: KnowledgeBase) -> di
 
 def _check_references(kb: KnowledgeBase) -> None:
     known = set(kb.papers)
+    for paper in kb.incoming.values():  # curated fields written into an incoming entry before promotion
+        path, lines = kb.locations[paper.arxiv_id]
+        for index, topic in enumerate(paper.topics):
+            if topic not in kb.topics:
+                line = lines.get(("topics", index))
+                kb.issues.append(Issue(path, line, "topics", f"unknown topic '{topic}' (see taxonomy.yaml)"))
     for paper in kb.papers.values():
         path, lines = kb.locations[paper.arxiv_id]
         for index, topic in enumerate(paper.topics):
@@ -282,6 +288,8 @@ def update(
         if known is not None and known.version >= paper.version:
             outcome["unchanged"].append(arxiv_id)
             continue
+        if known is not None:  # a newer version keeps what a person already curated into the entry
+            paper = paper.model_copy(update={k: getattr(known, k) for k in CURATED_FIELDS if getattr(known, k)})
         if gate is not None:
             verdict = gate.check(paper)
             row = {"arxiv_id": arxiv_id, "version": paper.version, "title": paper.title, **verdict.to_json()}
@@ -294,6 +302,8 @@ def update(
     return outcome
 
 
+CURATED_FIELDS = ("aliases", "venue", "topics", "summary_en", "summary_zh", "key_findings", "methods", "datasets",
+                  "metrics", "keywords", "related", "added")  # fmt: skip
 INCOMING_ONLY = (
     "version", "published", "updated", "categories", "source_abstract", "fetched", "relevance", "nearest_curated"
 )  # fmt: skip

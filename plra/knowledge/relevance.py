@@ -12,7 +12,7 @@ relevance = (terms + similarity) / 2, both parts in [0, 1]:
 - similarity: the BM25 score of the nearest curated paper (retrieval's tokenizer, the index of curated papers
   only) per distinct word of the title and abstract; SIMILARITY_FULL makes the part full.
 
-A paper with no field term scores at most 1/2, so the default threshold (0.55, the `min_relevance` setting)
+A paper with no field term scores at most 1/2, so the default threshold (0.51, the `min_relevance` setting)
 never lets one in on word overlap alone. `calibration()` measures the margin: every curated paper, scored
 leave-one-out as if it were new, against off-topic abstracts (tests/relevance_fixture.py).
 """

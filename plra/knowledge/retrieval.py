@@ -9,13 +9,16 @@ the knowledge base's content hash changes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -214,9 +217,16 @@ class SearchIndex:
             "docs": [asdict(d) for d in self.docs],
         }
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        for stale in folder.parent.glob(".index-*"):  # what a rebuild killed midway left behind
+            if stale != tmp:
+                shutil.rmtree(stale, ignore_errors=True)
+        if folder.exists():  # the old index leaves by a rename, so a crash here leaves one complete index
+            old = folder.parent / f".index-old-{os.getpid()}"
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
 
     @classmethod
     def load(cls, folder: Path, content_hash: str, settings: KnowledgeSettings) -> SearchIndex | None:
@@ -310,10 +320,30 @@ def open_index(
     settings = settings or load_knowledge()
     digest = kb_module.content_hash(settings)
     index = SearchIndex.load(index_dir(settings), digest, settings)
-    if index is None:
-        index = SearchIndex.build(knowledge or kb_module.load(settings), settings)
-        index.save(index_dir(settings), digest, settings)
+    if index is not None:
+        return index
+    # One process rebuilds; the others wait for it and load what it saved (four `plra search` after an edit
+    # once raced on the swap and one of them crashed).
+    with rebuild_lock(settings):
+        index = SearchIndex.load(index_dir(settings), digest, settings)
+        if index is None:
+            index = SearchIndex.build(knowledge or kb_module.load(settings), settings)
+            index.save(index_dir(settings), digest, settings)
     return index
+
+
+@contextlib.contextmanager
+def rebuild_lock(settings: KnowledgeSettings) -> Iterator[None]:
+    """An exclusive lock on the index folder's rebuild, held by the open file (released if the process dies)."""
+    import fcntl
+
+    path = settings.field_dir / ".index.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------ evaluation
