@@ -416,16 +416,16 @@ COMPOSE: dict[str, dict[str, object]] = {
     "also_finding": {"en": "{name} {cite} also reports that {finding}.", "zh": "{name} {cite} 同样指出：{finding}。"},
     "other_finding": {"en": "In {name} {cite}, {finding}.", "zh": "在 {name} {cite} 中，{finding}。"},
     "contrast": {
-        "en": "Work from another angle differs: {name} {cite} shows that {finding}.",
-        "zh": "另一类工作的思路不同：{name} {cite} 表明，{finding}。",
+        "en": "In contrast, {name} {cite} shows that {finding}.",
+        "zh": "与之不同，{name} {cite} 表明，{finding}。",
     },
     "compare_header": {
         "en": ["paper", "method", "data", "metric", "finding"],
         "zh": ["论文", "方法", "数据", "指标", "结论"],
     },
     "compare_intro": {
-        "en": "Here is how {names} compare, from the knowledge base.",
-        "zh": "下面根据知识库比较 {names}。",
+        "en": "Only {names} of the papers asked about is in the knowledge base; its details are below.",
+        "zh": "所问论文中只有 {names} 收录在知识库中，详情如下。",
     },
     "compare_common": {
         "en": "{a} and {b} both belong to {topic} and both report {metrics} {cites}.",
@@ -444,7 +444,7 @@ COMPOSE: dict[str, dict[str, object]] = {
         "zh": "二者的结论各有侧重：{a} {a_cite}：{a_finding}；{b} {b_cite}：{b_finding}。",
     },
     "paper_lead": {"en": '"{title}" ({venue}, {year}) {cite}.', "zh": "《{title}》（{venue}，{year}）{cite}。"},
-    "paper_finding": {"en": "It finds that {finding} {cite}.", "zh": "{finding}{cite}。"},
+    "paper_finding": {"en": "Result: {finding} {cite}.", "zh": "{finding}{cite}。"},
     "paper_methods": {"en": "Methods: {values} {cite}.", "zh": "方法：{values}{cite}。"},
     "paper_data": {"en": "Data: {values} {cite}.", "zh": "数据：{values}{cite}。"},
     "paper_metrics": {"en": "Metrics: {values} {cite}.", "zh": "指标：{values}{cite}。"},

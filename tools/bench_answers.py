@@ -148,15 +148,122 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+JUDGE_PROMPT = """You review an answer that a research assistant for personalized LLMs gave a researcher.
+Score it on five parts, each 0, 1 or 2: answers_the_question (a verdict, recommendation or synthesis that fits
+what was asked, first sentence answers), correct (facts and numbers right), synthesis (argues by idea, not a
+finding per paper; no template phrases; nothing repeated), citations_support (each cited paper supports its
+sentence), covers_key_points (the key points below). Reply with JSON only: {{"answers_the_question": n,
+"correct": n, "synthesis": n, "citations_support": n, "covers_key_points": n, "note": "one sentence"}}.
+
+Question: {question}
+Key points a good answer holds: {key_points}
+Answer:
+{answer}"""
+
+
+def rubric(assistant: rag.Assistant, rows: list[dict[str, Any]], judge=None) -> dict[str, Any]:
+    """The dev set answered by the composer, scored by the judge-free rubric (and by a judge model if given)."""
+    from plra.assistant.rubric import score
+
+    scored = []
+    for row in tqdm(rows, desc="rubric", unit="question"):
+        result = assistant.ask(row["question"], history=row.get("history") or None)
+        cited = [c.arxiv_id for c in result.citations]
+        entry = score(row, result.answer, result.intent, cited, assistant.knowledge)
+        entry["answer"] = result.answer
+        if judge is not None:
+            reply = judge.chat(
+                [
+                    {
+                        "role": "user",
+                        "content": JUDGE_PROMPT.format(
+                            question=row["question"],
+                            key_points="; ".join(row.get("key_points", [])),
+                            answer=result.answer,
+                        ),
+                    }
+                ]
+            )
+            entry["judge"] = parse_judge(reply)  # fmt: skip
+        scored.append(entry)
+    n = len(scored)
+    parts = {part: round(sum(e["parts"][part] for e in scored) / n, 2) for part in scored[0]["parts"]}
+    summary = {
+        "questions": n,
+        "plan_fit": round(sum(e["plan_fit"] for e in scored) / n, 3),
+        "key_point_recall": round(sum(e["key_point_recall"] for e in scored) / n, 3),
+        "expected_cited": round(sum(e["expected_cited"] or 0 for e in scored) / n, 3),
+        "templated_answers": round(sum(e["template"] for e in scored) / n, 3),
+        "unsupported_citations": round(
+            sum(e["unsupported_citations"] for e in scored) / max(1, sum(e["citations"] for e in scored)), 3
+        ),  # fmt: skip
+        "parts": parts,
+        "auto_total_of_8": round(sum(parts.values()), 2),
+    }
+    judged = [e["judge"] for e in scored if e.get("judge")]
+    if judged:
+        summary["judge_mean_of_10"] = round(sum(sum(v for k, v in j.items() if k != "note") for j in judged)
+                                            / len(judged), 2)  # fmt: skip
+    by_kind: dict[str, list] = {}
+    for entry in scored:
+        by_kind.setdefault(entry["kind"], []).append(entry)
+    summary["by_kind"] = {k: {"n": len(v), "plan_fit": round(sum(e["plan_fit"] for e in v) / len(v), 2),
+                              "key_point_recall": round(sum(e["key_point_recall"] for e in v) / len(v), 2)}
+                          for k, v in sorted(by_kind.items())}  # fmt: skip
+    return {"summary": summary, "answers": scored}
+
+
+def parse_judge(reply: str) -> dict[str, Any] | None:
+    import json
+
+    match = re.search(r"\{.*\}", reply, re.S)
+    try:
+        data = json.loads(match.group(0)) if match else None
+    except ValueError:
+        return None
+    keys = ("answers_the_question", "correct", "synthesis", "citations_support", "covers_key_points")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), int | float) for k in keys):
+        return None
+    return {**{k: max(0, min(2, data[k])) for k in keys}, "note": str(data.get("note", ""))}
+
+
+def rubric_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"Dev set: {summary['questions']} questions, composed answers (`plra ask --no-llm`)", "",
+             "| measure | value |", "|---|---|"]  # fmt: skip
+    for key in ("plan_fit", "key_point_recall", "expected_cited", "templated_answers", "unsupported_citations",
+                "auto_total_of_8", "judge_mean_of_10"):  # fmt: skip
+        if key in summary:
+            lines.append(f"| {key.replace('_', ' ')} | {summary[key]} |")
+    lines += ["", "| kind | n | plan fit | key-point recall |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {v['plan_fit']} | {v['key_point_recall']} |" for k, v in summary["by_kind"].items()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit-model", type=int, default=12, help="open-QA and follow-up cases per model system")
     parser.add_argument("--endpoint", help="an OpenAI-compatible server to measure beside the others")
     parser.add_argument("--no-tiny", action="store_true", help="skip the in-process tiny model")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
+    parser.add_argument("--rubric", action="store_true", help="score the answers dev set by the judge-free rubric")
+    parser.add_argument("--judge", help="with --rubric: an OpenAI-compatible model that also scores on the rubric")
     args = parser.parse_args()
     assistant = rag.Assistant()
     folder = assistant.settings.field_dir / "benchmark"
+    if args.rubric:
+        judge = None
+        if args.judge:
+            from plra.llm import LLMClient
+
+            judge = LLMClient.from_url(args.judge, max_tokens=200, temperature=0.0)
+        report = rubric(assistant, read_jsonl(folder / "answers_dev.jsonl"), judge)
+        out = args.out / f"rubric-{time.strftime('%Y%m%d-%H%M%S')}"
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "rubric.json", report)
+        write_text_atomic(out / "rubric.md", rubric_markdown(report["summary"]))
+        print(rubric_markdown(report["summary"]))
+        print(f"written to {out}")
+        return
     qa = read_jsonl(folder / "qa.jsonl")
     cases = read_jsonl(folder / "followups.jsonl")
     systems: dict[str, tuple[Any, int]] = {

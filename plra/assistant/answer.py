@@ -397,7 +397,7 @@ class Assistant:
             plan.intent, plan.topic, plan.papers = "recent", topic, newest[:6]
             return
         if wanted in ("evidence", "recommend"):
-            claim, _ = self.synthesis.best_claim(query, topic)
+            claim, _ = self.synthesis.best_claim(query, topic, ranked)
             if claim is not None:
                 plan.intent, plan.claim, plan.topic = "evidence", claim, topic
                 plan.papers = [p for p in [*claim.papers(), *ranked[:1]] if p in self.knowledge.papers]
@@ -411,6 +411,8 @@ class Assistant:
             sections = ("benchmarks",) if intents.BENCHMARK_WORDS.search(question) else ("choosing",)
         elif wanted == "overview":
             sections = ("families", "choosing")
+        elif wanted == "evidence":  # no claim fits: what the topic's overview says the evidence shows
+            sections = ("evidence",)
         else:
             return
         plan.intent = "open_question" if plan.intent == "open_question" else (wanted or plan.intent)

@@ -121,7 +121,7 @@ def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
         rows.append(f"| {name_of(p, names)} ({p.year}) | {_cell(p.methods, p.arxiv_id)} "
                     f"| {_cell(p.datasets, p.arxiv_id)} "
                     f"| {_cell(p.metrics, p.arxiv_id)} | {finding} {cite(p.arxiv_id)} |")  # fmt: skip
-    prose = [sentence("compare_intro", lang, names=_join([name_of(p, names) for p in papers], lang))]
+    prose = [] if len(papers) >= 2 else [sentence("compare_intro", lang, names=name_of(papers[0], names))]
     if len(papers) >= 2:
         a, b = papers[0], papers[1]
         shared = [t for t in a.topics if t in b.topics and t in kb.topics]
@@ -234,7 +234,8 @@ def compose_general(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
 def compose_evidence(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """The claim's hedged verdict first (its evidence and numbers are in it), then when it holds."""
     claim = plan.claim
-    assert claim is not None
+    if claim is None:  # no claim fits: the evidence part of the topic's overview
+        return compose_sections(plan, kb, names, question)
     verdict, conditions = (claim.claim_zh, claim.conditions_zh) if plan.lang == "zh" else (claim.claim_en,
                                                                                        claim.conditions_en)  # fmt: skip
     parts = [verdict]

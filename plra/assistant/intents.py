@@ -95,6 +95,9 @@ DEFINITION = _any(
         r"\bdefine\b",
         r"\bdefinition of\b",
         r"\bwhat does .{2,40} mean\b",
+        r"\bwhat('s| is) ['\"‘“]",
+        r"\bwhat do (people|you|they) mean by\b",
+        r"什么叫",
         r"\bmeaning of\b",
         r"\bexplain (the )?(concept|term|idea) of\b",
         r"什么是",
@@ -270,8 +273,15 @@ EVIDENCE = _any(
         r"\bcan .{1,80} (replace|evaluate|judge|simulate|infer|be inferred|match)\b",
         r"\bis it (true|the case)\b",
         r"\bwhat does the evidence\b",
+        r"\b(solid|any|real) evidence\b",
+        r"\bworth it\b",
+        r"\bis it worth\b",
+        r"\b(can|should) i (really )?trust\b",
+        r"\breliabl[ey]\b",
+        r"\bhype\b",
+        r"\b(actually|really) (work|help|make|improve|better)",
         r"\bwhat is the difference between\b",
-        r"更好|更差|优于|胜过|是否|能否|能不能|会不会|有没有用|有效吗|靠谱吗|可靠吗|区别|差异|不同之处",
+        r"更好|更差|优于|胜过|是否|能否|能不能|会不会|有没有用|有效吗|靠谱|可靠吗|区别|差异|不同之处|实证|值不值得|值得吗",
     ]
 )
 RECOMMEND = _any(
@@ -283,7 +293,11 @@ RECOMMEND = _any(
         r"\brecommend",
         r"\bbest (benchmark|dataset|method|approach|way) (to|for)\b",
         r"\bif i (only )?have\b",
-        r"用哪个|该用|应该用|推荐|选哪|怎么选|如何选择|选什么",
+        r"\bneed an? (benchmark|dataset|method|metric)\b",
+        r"\bwhich .{1,40} should i\b",
+        r"\bwhat (method|approach) should\b",
+        r"\bi only have time for\b",
+        r"用哪个|该用|应该用|推荐|选哪|怎么选|如何选择|选什么|有什么合适的|有哪些现成的|用什么方法|该读哪",
     ]
 )
 OVERVIEW = _any(
@@ -295,8 +309,12 @@ OVERVIEW = _any(
         r"\blandscape\b",
         r"\bhow (do|can) (we|you|one|people) personali[sz]e\b",
         r"\bways to personali[sz]e\b",
-        r"(主要|有哪些|几类|哪几种)(的)?(方法|路线|技术路线|思路|范式)",
-        r"(概览|全景|综述一下|梳理)",
+        r"\b(a |the )?map of\b",
+        r"\b(what are the|my) options\b",
+        r"\bhow (do|are) .{1,50} (get )?built\b",
+        r"\bhow do people\b",
+        r"(主要|有哪些|几类|哪几种|哪几条|大致)(的)?(方法|路线|技术路线|思路|范式|做法)",
+        r"(概览|全景|综述一下|梳理|代表性做法|哪几类做法|技术路线)",
     ]
 )
 RECENT = _any(
@@ -342,8 +360,8 @@ def intent(question: str, named_papers: int = 0, named_terms: int = 0) -> str:
         return "compare"
     if OPEN_QUESTION.search(question):
         return "open_question"
-    if DEFINITION.search(question) and named_terms and not named_papers:
-        return "definition"
+    if DEFINITION.search(question) and named_terms and (not named_papers or re.search(r"['\"‘“”’]", question)):
+        return "definition"  # a quoted name is a term asked about, though a paper shares it
     if named_papers == 1 and not re.search(r"\bpapers\b|\bworks\b|哪些|论文有", question, re.I):
         return "paper"  # one paper named (or carried from the last turn): its card answers the details
     if LIST.search(question):

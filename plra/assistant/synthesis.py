@@ -11,9 +11,13 @@ from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.retrieval import tokenize
 from plra.types import Claim
 
-CLAIM_MIN_SCORE = 0.42  # below this share of the question's weight, no claim answers it (wrong verdicts cost more)
+CLAIM_MIN_SCORE = 0.45  # below this share of the question's weight, no claim answers it (wrong verdicts cost more)
 TOPIC_MIN_SCORE = 0.2
+MAJORITY = 3  # of the five best-ranked papers carrying a topic among their first two: the question is on it
 QUESTION_WEIGHT = 0.7
+WORDS_WEIGHT = 0.6  # of a claim's score; the rest: its papers among the question's best-ranked papers
+RANKED_PAPERS = 10
+PAPERS_FOR_FULL = 2  # two of a claim's papers ranked for the question is full paper evidence
 # Words every question of the field may use: they say nothing about which topic it is on.
 GENERIC = (
     "personalization personalized personalizing personalize personalise llm llms large language model models "
@@ -47,13 +51,18 @@ class SynthesisIndex:
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in doc) / total if total else 0.0
 
-    def best_claim(self, question: str, topic: str | None = None) -> tuple[Claim | None, float]:
+    def best_claim(
+        self, question: str, topic: str | None = None, ranked: list[str] | None = None
+    ) -> tuple[Claim | None, float]:
         """The claim that answers the question, with its score; (None, best score) when none reaches the bar.
-        Numbers do not count: "20 examples" asks about few examples, not about the number 20."""
+        Half the score is how much of the question the claim's words hold (numbers do not count: "20 examples"
+        asks about few examples, not about 20), half how many of the claim's papers retrieval ranks for it."""
         words = [w for w in tokenize(question) if not w.isdigit()]
+        top = set((ranked or [])[:RANKED_PAPERS])
         scored = [
-            (QUESTION_WEIGHT * self._coverage(words, self.question_tokens[i])
-             + (1 - QUESTION_WEIGHT) * self._coverage(words, self.claim_tokens[i])
+            (WORDS_WEIGHT * (QUESTION_WEIGHT * self._coverage(words, self.question_tokens[i])
+                             + (1 - QUESTION_WEIGHT) * self._coverage(words, self.claim_tokens[i]))
+             + (1 - WORDS_WEIGHT) * min(1.0, len(top & set(c.papers())) / min(PAPERS_FOR_FULL, len(c.papers())))
              + (0.05 if topic in c.topics else 0.0), i)
             for i, c in enumerate(self.claims)
         ]  # fmt: skip
@@ -63,13 +72,16 @@ class SynthesisIndex:
         return (self.claims[index] if score >= CLAIM_MIN_SCORE else None), score
 
     def best_topic(self, question: str, ranked: list[str]) -> tuple[str | None, bool]:
-        """(topic, named): the topic the question names; the field as a whole ("survey") when it names nothing
-        but the field; else, not named, the first topic most of the best-ranked papers share."""
+        """(topic, sure): the topic the question names; the field as a whole ("survey") when it names nothing
+        but the field; else the first topic most of the best-ranked papers share (sure when most of them do)."""
         words = [w for w in tokenize(question) if w not in self.generic and not w.isdigit()]
         if not words and "survey" in self.kb.overviews:
             return "survey", True
         score, index = max((self._coverage(words, doc), -i) for i, doc in enumerate(self.topic_tokens))
         if score >= TOPIC_MIN_SCORE:  # ties go to the topic the taxonomy lists first
             return self.topic_ids[-index], True
-        votes = Counter(t for pid in ranked[:5] if pid in self.kb.papers for t in self.kb.papers[pid].topics[:1])
-        return (votes.most_common(1)[0][0] if votes else None), False
+        votes = Counter(t for pid in ranked[:5] if pid in self.kb.papers for t in self.kb.papers[pid].topics[:2])
+        if not votes:
+            return None, False
+        topic, count = votes.most_common(1)[0]
+        return topic, count >= MAJORITY
