@@ -81,7 +81,7 @@ def test_index_is_persisted_and_rebuilt_after_an_edit(kb_copy):
 
 FEED = [
     AtomEntry(
-        "2410.03905",
+        "2410.93905",
         1,
         "PersonalSum: A User-Subjective Guided Personalized Summarization Dataset",
         ["Lemei Zhang"],
@@ -90,7 +90,7 @@ FEED = [
         "Fixture text about subjective summaries.",
     ),
     AtomEntry(
-        "2410.03905",
+        "2410.93905",
         2,
         "PersonalSum: A User-Subjective Guided Personalized Summarization Dataset for LLMs",
         ["Lemei Zhang"],
@@ -99,7 +99,7 @@ FEED = [
         "Fixture text, second version.",
     ),
     AtomEntry(
-        "2503.07018",
+        "2503.97018",
         1,
         "Toward Multi-Session Personalized Conversation",
         ["Xintong Li"],
@@ -131,24 +131,25 @@ def test_update_lands_new_papers_and_collapses_versions(kb_copy):
         assert result.returncode == 0, result.stderr
         outcome = json.loads(result.stdout)
         assert {k: outcome[k] for k in ("new", "updated", "unchanged", "curated")} == {
-            "new": ["2410.03905", "2503.07018"],
+            "new": ["2410.93905", "2503.97018"],
             "updated": [],
             "unchanged": [],
             "curated": ["2304.11406"],
         }
-        assert [row["arxiv_id"] for row in outcome["accepted"]] == ["2410.03905", "2503.07018"]
+        assert [row["arxiv_id"] for row in outcome["accepted"]] == ["2410.93905", "2503.97018"]
         assert outcome["rejected"] == []  # both are about personalization: the relevance gate lets them in
         assert server.requests[0]["search_query"] == ["all:personalization"]
         assert server.requests[0]["sortBy"] == ["submittedDate"]  # new papers: newest first, so --since can stop
         again = json.loads(_update("--json", env=env).stdout)
-        assert again["new"] == [] and sorted(again["unchanged"]) == ["2410.03905", "2503.07018"]
-    incoming = kb.read_yaml(kb_copy / "incoming" / "2410.03905.yaml")[0]
+        assert again["new"] == [] and sorted(again["unchanged"]) == ["2410.93905", "2503.97018"]
+    incoming = kb.read_yaml(kb_copy / "incoming" / "2410.93905.yaml")[0]
     assert incoming["version"] == 2 and incoming["curated"] is False
     assert incoming["source_abstract"] == "Fixture text, second version."
     assert (kb_copy / "papers" / "2304.11406.yaml").read_bytes() == curated_before
     # incoming papers are searchable and flagged as uncurated
     hits = retrieval.open_index(load_knowledge()).search("implicit reasoning in sessions", k=3)
-    assert hits[0].arxiv_id == "2503.07018" and hits[0].curated is False
+    incoming_hit = next(h for h in hits if h.arxiv_id == "2503.97018")  # beside the curated paper it restates
+    assert incoming_hit.curated is False
 
 
 def test_update_since_filters_older_papers(kb_copy):
@@ -156,7 +157,7 @@ def test_update_since_filters_older_papers(kb_copy):
         result = _update(
             "--since", "2025-01-01", "--json", env={"ARXIV_API_URL": server.url, "PLRA_ARXIV_DELAY_S": "0"}
         )
-    assert json.loads(result.stdout)["new"] == ["2503.07018"]
+    assert json.loads(result.stdout)["new"] == ["2503.97018"]
 
 
 @pytest.mark.parametrize("mode", ["error", "slow"])
