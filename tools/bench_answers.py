@@ -196,7 +196,7 @@ def rubric(assistant: rag.Assistant, rows: list[dict[str, Any]], judge=None) -> 
         "templated_answers": round(sum(e["template"] for e in scored) / n, 3),
         "unsupported_citations": round(
             sum(e["unsupported_citations"] for e in scored) / max(1, sum(e["citations"] for e in scored)), 3
-        ),  # fmt: skip
+        ),
         "parts": parts,
         "auto_total_of_8": round(sum(parts.values()), 2),
     }
