@@ -226,3 +226,26 @@ def test_update_rejects_off_topic_papers_with_the_reason(kb_copy):
         assert len((kb_copy / "incoming" / "rejected.jsonl").read_text().splitlines()) == 4  # one row per paper
         kept = json.loads(run_plra("kb", "update", "-q", "all:bread", "--min-relevance", "0", "--json", env=env).stdout)
     assert kept["rejected"] == [] and sorted(kept["new"]) == sorted(e.arxiv_id for e in OFF_TOPIC[:4])
+
+
+def test_reviewed_through_date_and_digest_of_what_was_added(kb_copy):
+    stats = json.loads(run_plra("kb", "stats", "--json").stdout)
+    assert stats["reviewed_through"] == "2026-12-07" and stats["overviews"] == 17 and stats["claims"] >= 60
+    entry = kb_copy / "papers" / "2304.11406.yaml"
+    entry.write_text(entry.read_text().replace('added: "2026-11-22"', 'added: "2026-12-08"'))
+    late = run_plra("kb", "validate")
+    assert late.returncode == 1 and "2026-12-07 is before the newest paper's added date 2026-12-08" in late.stderr
+    entry.write_text(entry.read_text().replace('added: "2026-12-08"', 'added: "2026-12-07"'))
+    digest = json.loads(run_plra("kb", "digest", "--since", "2026-12-07", "--json").stdout)
+    knowledge = kb.load(load_knowledge())
+    added = {p.arxiv_id for p in knowledge.papers.values() if str(p.added) >= "2026-12-07"}
+    listed = {row["arxiv_id"]: row for rows in digest["topics"].values() for row in rows}
+    assert set(listed) == added and "2304.11406" in listed  # every paper added since the day, and only those
+    assert (
+        listed["2304.11406"]["line"].startswith("LaMP (2023): ")
+        and "[arXiv:2304.11406]" in listed["2304.11406"]["line"]
+    )
+    assert list(digest["topics"]) == [t for t in knowledge.topics if t in digest["topics"]]  # taxonomy order
+    text = run_plra("kb", "digest", "--since", "2030-01-01").stdout
+    assert "Nothing was added since 2030-01-01 (reviewed through 2026-12-07)" in text
+    assert run_plra("kb", "digest", "--since", "yesterday").returncode == 2
