@@ -94,3 +94,28 @@ def test_recent_work_states_how_far_the_knowledge_base_reaches(assistant, questi
 
 def test_a_paper_question_keeps_its_card_plan(assistant):
     assert assistant.ask("What did MemGPT find?").intent == "paper"
+
+
+def test_the_rubric_catches_templates_repeats_and_citations_their_entry_does_not_support(assistant):
+    from plra.assistant import rubric
+
+    knowledge = assistant.knowledge
+    lamp = knowledge.papers["2304.11406"]
+    assert rubric.supported(f"{lamp.key_findings[0]} [1]", knowledge, "2304.11406")
+    assert not rubric.supported("Sourdough crumb opens with longer fermentation [1].", knowledge, "2304.11406")
+    finding = lamp.key_findings[0].rstrip(".")
+    answer = (f"Here is how they compare. {finding} [1]. Bread rises in a warm oven overnight [1]. "
+              f"{finding} [1].\n\nSources:\n[1] LaMP")  # fmt: skip
+    assert rubric.stock_phrases(answer) == ["here is how"]
+    assert rubric.repeated_sentences(answer) == 1
+    assert rubric.citations_checked(answer, ["2304.11406"], knowledge) == (3, 1)
+    row = {
+        "id": "t",
+        "kind": "evidence",
+        "lang": "en",
+        "key_points": [lamp.key_findings[0]],
+        "expected": ["2304.11406"],
+    }
+    scored = rubric.score(row, answer, "general", ["2304.11406"], knowledge)
+    assert scored["plan_fit"] is False and scored["template"] is True and scored["expected_cited"] == 1.0
+    assert scored["parts"]["synthesis"] == 0 and scored["parts"]["covers_key_points"] == 2

@@ -37,6 +37,12 @@ STOCK_PHRASES = [
 SUPPORT_UNITS = 3  # a sentence is supported by an entry that shares this many content words with it
 SUPPORT_SHARE = 0.25  # ... or this share of the sentence's content words
 NUMBERED = re.compile(r"\[(\d+)\]")
+# Words any sentence shares with any entry: they support nothing.
+FUNCTION_WORDS = set(
+    "the and with that this for from are was were its their than into over more less which also both such can not "
+    "but has have had they them these those when where while only one two its all any each most some other new "
+    "use used using uses show shows shown found find finds about between across within without".split()
+)
 
 
 def stock_phrases(answer: str) -> list[str]:
@@ -68,7 +74,7 @@ def entry_units(kb: KnowledgeBase, arxiv_id: str) -> set[str]:
 
 
 def supported(sentence: str, kb: KnowledgeBase, arxiv_id: str) -> bool:
-    units = content_units(NUMBERED.sub("", re.sub(r"\[arXiv:[^\]]+\]", "", sentence)))
+    units = content_units(NUMBERED.sub("", re.sub(r"\[arXiv:[^\]]+\]", "", sentence))) - FUNCTION_WORDS
     shared = units & entry_units(kb, arxiv_id)
     return len(shared) >= SUPPORT_UNITS or (bool(units) and len(shared) / len(units) >= SUPPORT_SHARE)
 
