@@ -60,6 +60,8 @@ class Citation:
 
 COMPOSED = "composed from the knowledge base"
 MAX_QUESTION_CHARS = 4000
+RECENT_POOL = 20  # papers retrieval finds for a recent-work question, of which the newest are shown
+SECTION_MIN_FIT = 0.35  # share of a question's words an overview part must hold to answer it
 
 
 @dataclass
@@ -380,21 +382,43 @@ class Assistant:
             self._plan_from_synthesis(plan, question, query, ranked)
         return plan
 
+    def _plan_from_overview(self, plan: Plan, question: str, query: str, topic: str | None, overview) -> None:
+        """A general or list question that one part of its topic's overview answers gets that part, written as a
+        survey would, rather than one finding per paper; a benchmark list gets the benchmarks part."""
+        if overview is None:
+            return
+        if plan.intent == "list":  # a list asks for papers; only a list of benchmarks has a part of its own
+            if not intents.BENCHMARK_WORDS.search(question) or re.search(r"\bpapers?\b|论文", question, re.I):
+                return
+            best, fit = overview.section("benchmarks"), 1.0
+        else:
+            scored = [(self.synthesis.section_fit(query, getattr(s, plan.lang)), s) for s in overview.sections]
+            fit, best = max(scored, key=lambda pair: pair[0])
+        if best is None or fit < SECTION_MIN_FIT:
+            return
+        plan.intent, plan.topic, plan.sections = "overview", topic, (best.kind,)
+        plan.papers = [p for p in cited_ids(getattr(best, plan.lang)) if p in self.knowledge.papers]
+
     def _plan_from_synthesis(self, plan: Plan, question: str, query: str, ranked: list[str]) -> None:
         """Questions the field's synthesis answers: a claim for evidence and recommendations, the topic's overview
         for approaches, choices, benchmarks and open problems, the newest papers for recent work."""
         wanted = intents.synthesis_intent(question)
-        if wanted is None and plan.intent != "open_question":
+        if wanted is None and plan.intent not in ("open_question", "general", "list"):
             return
         topic, named = self.synthesis.best_topic(query, ranked)
         overview = self.knowledge.overviews.get(topic or "") if named else None  # a guessed topic answers no overview
+        if wanted is None and plan.intent in ("general", "list"):
+            self._plan_from_overview(plan, question, query, topic, overview)
+            return
         if wanted == "recent":
-            candidates = [p for p in ranked if p in self.knowledge.papers]
-            if topic:  # the topic's papers too, behind the ranked ones: a year ties break by rank
-                candidates += [p for p, paper in self.knowledge.papers.items() if topic in paper.topics]
+            # The newest of the papers that retrieval finds for the question: a topic's whole list would bring in
+            # its newest papers on other matters.
+            candidates = [
+                h.arxiv_id for h in self.index.search(query, k=RECENT_POOL) if h.arxiv_id in self.knowledge.papers
+            ]
             rank = {pid: i for i, pid in reversed(list(enumerate(candidates)))}
             newest = sorted(rank, key=lambda pid: (-self.knowledge.papers[pid].year, rank[pid]))
-            plan.intent, plan.topic, plan.papers = "recent", topic, newest[:6]
+            plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[:6]
             return
         if wanted in ("evidence", "recommend"):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)

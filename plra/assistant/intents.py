@@ -297,7 +297,7 @@ RECOMMEND = _any(
         r"\bwhich .{1,40} should i\b",
         r"\bwhat (method|approach) should\b",
         r"\bi only have time for\b",
-        r"用哪个|该用|应该用|推荐|选哪|怎么选|如何选择|选什么|有什么合适的|有哪些现成的|用什么方法|该读哪",
+        r"用哪个|该用|应该用|推荐(?!系统)|选哪|怎么选|如何选择|选什么|有什么合适的|有哪些现成的|用什么方法|该读哪",
     ]
 )
 OVERVIEW = _any(
@@ -335,6 +335,9 @@ RECENT = _any(
 BENCHMARK_WORDS = _any([r"\bbenchmarks?\b", r"\bdatasets?\b", r"\bevaluat", r"基准|数据集|评测|测评"])
 
 
+HOW = _any([r"^\s*how (do|does|is|are|can|should)\b", r"怎么(做|实现|处理)|如何(做|实现|处理)"])
+
+
 def synthesis_intent(question: str) -> str | None:
     """The plan a question needs from the field's synthesis (claims, overviews), before the paper-level plans:
     recent work, a recommendation, evidence (is A better than B), an overview of approaches; None otherwise."""
@@ -342,6 +345,8 @@ def synthesis_intent(question: str) -> str | None:
         return "recent"
     if RECOMMEND.search(question):
         return "recommend"
+    if HOW.search(question) and not COMPARE.search(question):
+        return "overview"  # "how do X do Y" asks for the approaches, not a yes or no
     if EVIDENCE.search(question):
         return "evidence"
     if OVERVIEW.search(question):

@@ -71,6 +71,11 @@ class SynthesisIndex:
         score, index = max(scored)
         return (self.claims[index] if score >= CLAIM_MIN_SCORE else None), score
 
+    def section_fit(self, question: str, text: str) -> float:
+        """The share of the question's topic-specific words an overview part holds."""
+        words = [w for w in tokenize(question) if w not in self.generic and not w.isdigit()]
+        return self._coverage(words, set(tokenize(text))) if words else 0.0
+
     def best_topic(self, question: str, ranked: list[str]) -> tuple[str | None, bool]:
         """(topic, sure): the topic the question names; the field as a whole ("survey") when it names nothing
         but the field; else the first topic most of the best-ranked papers share (sure when most of them do)."""
