@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from plra.paths import REPO_ROOT
 from plra.settings import ProfileSettings
 
 SERVE_STATE_DIR = REPO_ROOT / ".plra" / "serve"
+STREAM_SLACK = 2  # pieces per token of budget a stream may send before it is cut (servers split differently)
 PROBE_TIMEOUT_S = 1.0
 
 
@@ -29,7 +32,9 @@ class LLMSettings:
     model: str | None = None  # None: the model `plra serve` recorded, else the first of /v1/models
     api_key: str = "plra"  # local servers accept any key; the SDK insists on one
     timeout_s: float = 120.0  # the allowance for reading the prompt and the first token
-    max_retries: int = 2
+    # The SDK's retries would repeat a timed-out request with the same wait, tripling it unannounced ("did not
+    # answer within 120 s" after 369 s); callers that want another try make it themselves, with less.
+    max_retries: int = 0
     temperature: float = 0.2
     max_tokens: int = 512
     seconds_per_token: float = 0.0  # added to timeout_s for each token asked for (slow CPU servers)
@@ -131,6 +136,8 @@ class LLMClient:
             raise PlraError(f"lost the connection to {self.base_url}: {err}") from None
         except self._openai.APIStatusError as err:
             raise PlraError(f"{self.base_url} answered {err.status_code}: {str(err)[:200]}") from None
+        except ValueError:  # the body was no JSON at all
+            raise PlraError(f"{self.base_url} answered, but not with an OpenAI chat completion") from None
 
     def _request(self, messages: list[dict[str, str]], stream: bool, **gen: Any):
         probe(self.base_url)
@@ -145,22 +152,61 @@ class LLMClient:
         timeout = self.settings.timeout_for(max_tokens)
         return self._call(self.client.chat.completions.create, stream=stream, timeout=timeout, **params)
 
+    def deadline_for(self, gen: dict[str, Any]) -> float:
+        """Seconds the whole call may take: the first token's allowance plus the budget's tokens."""
+        return self.settings.timeout_for(gen.get("max_tokens") or self.settings.max_tokens)
+
     def chat(self, messages: list[dict[str, str]], **gen: Any) -> str:
-        """The whole answer at once."""
-        response = self._request(messages, stream=False, **gen)
-        return response.choices[0].message.content or ""
+        """The whole answer at once, within the call's deadline as a whole (a server that trickles a byte a
+        second keeps each read alive, not the call)."""
+        deadline = self.deadline_for(gen)
+        outcome: queue.Queue = queue.Queue(maxsize=1)
+
+        def work() -> None:
+            try:
+                outcome.put((True, self._request(messages, stream=False, **gen)))
+            except BaseException as err:  # handed to the caller's thread
+                outcome.put((False, err))
+
+        threading.Thread(target=work, daemon=True).start()  # daemon: a hung request never holds the exit
+        try:
+            ok, value = outcome.get(timeout=deadline)
+        except queue.Empty:
+            raise LLMTimeout(f"{self.base_url} did not finish its answer within {deadline:.0f} s") from None
+        if not ok:
+            raise value
+        try:
+            return value.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise PlraError(f"{self.base_url} answered, but not with an OpenAI chat completion") from None
 
     def stream(self, messages: list[dict[str, str]], **gen: Any) -> Iterator[str]:
-        """The answer as it is generated, piece by piece (server-sent events)."""
+        """The answer as it is generated, piece by piece (server-sent events); it ends at the token budget (a
+        piece is about a token) or at the call's deadline, whichever comes first."""
+        deadline = time.monotonic() + self.deadline_for(gen)
+        budget = gen.get("max_tokens") or self.settings.max_tokens
         chunks = self._request(messages, stream=True, **gen)
+        pieces = 0
         try:
             for chunk in chunks:
                 if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
+                    pieces += 1
+                if pieces >= budget * STREAM_SLACK:
+                    return  # a server that ignores max_tokens
+                if time.monotonic() > deadline:
+                    raise LLMTimeout(
+                        f"the stream from {self.base_url} was still going at the call's deadline "
+                        f"({self.deadline_for(gen):.0f} s)"
+                    )
         except self._openai.APITimeoutError:
             raise LLMTimeout(f"the stream from {self.base_url} stalled past the request's timeout") from None
         except self._openai.APIError as err:
             raise PlraError(f"the stream from {self.base_url} broke off: {err}") from None
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
 
 
 def default_endpoint() -> str | None:

@@ -81,7 +81,8 @@ class KnowledgeSettings(BaseModel):
     field: str = "personalized-llm"
     datasets_dir: Path = REPO_ROOT / "datasets"
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
-    arxiv_timeout_s: float = 20.0
+    arxiv_timeout_s: float = 20.0  # connecting and each read
+    arxiv_deadline_s: float = 60.0  # a whole search or PDF download, retries included
     arxiv_retries: int = 3
     arxiv_delay_s: float = 3.0  # arXiv asks clients for one request every three seconds
     embedding_model: Path | None = None  # a local sentence-embedding model enables dense retrieval

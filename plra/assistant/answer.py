@@ -326,10 +326,15 @@ def local_model_dir() -> Path:
 def model_for(endpoint: str | None):
     """The model commands use: the given endpoint, else PLRA_ENDPOINT or a running `plra serve`, else the
     tiny model in-process."""
-    from plra.llm import LLMClient, default_endpoint
+    from plra.llm import LLMClient, LLMSettings, default_endpoint
+    from plra.settings import load_profile
 
     url = endpoint or default_endpoint()
-    return LLMClient.from_url(url) if url else LocalModel(local_model_dir())
+    if not url:
+        return LocalModel(local_model_dir())
+    # The profile's waits (client_timeout_s, client_seconds_per_token: a CPU server is slower), not its token
+    # budget, which is sized for the tiny model.
+    return LLMClient.for_profile(url, load_profile(), max_tokens=LLMSettings.max_tokens)
 
 
 class Assistant:

@@ -60,9 +60,22 @@ class ArxivClient:
             page_size=page_size, delay_seconds=settings.arxiv_delay_s, num_retries=settings.arxiv_retries
         )
         self.client.query_url_format = settings.arxiv_api_url.split("?")[0] + "?{}"
-        # The package sets no timeout: a stalled server would hang the command forever.
+        # The package sets no timeout: a stalled server would hang the command forever, and one that trickles a
+        # byte a second would keep every read alive; each response is read against the search's deadline.
         session = self.client._session
-        session.request = functools.partial(session.request, timeout=settings.arxiv_timeout_s)
+        self._send = functools.partial(session.request, timeout=settings.arxiv_timeout_s, stream=True)
+        session.request = self._bounded_request
+        self._deadline = float("inf")
+
+    def _bounded_request(self, method: str, url: str, **kwargs):
+        kwargs.pop("stream", None)
+        response = self._send(method, url, **kwargs)
+        body = read_before(response, self._deadline, url)
+        if response.ok and b"<feed" not in body[:2048]:
+            raise PlraError(f"the arXiv API at {url.split('?')[0]} answered, but not with an Atom feed "
+                            f"(first bytes {bytes(body[:40])!r}): check ARXIV_API_URL")  # fmt: skip
+        response._content = bytes(body)  # what .text and .content read from now on
+        return response
 
     def search(
         self, query: str, max_results: int = 20, since: datetime.date | None = None, sort: str = "date"
@@ -81,6 +94,7 @@ class ArxivClient:
             sort_order=arxiv.SortOrder.Descending,
         )
         url = self.settings.arxiv_api_url
+        self._deadline = time.monotonic() + self.settings.arxiv_deadline_s
         for attempt in range(self.settings.arxiv_retries + 1):
             try:
                 papers = []
@@ -92,18 +106,42 @@ class ArxivClient:
                     papers.append(to_incoming(result))
                 return papers
             except requests.exceptions.Timeout:
-                if attempt == self.settings.arxiv_retries:
+                if attempt == self.settings.arxiv_retries or time.monotonic() >= self._deadline:
                     raise PlraError(
                         f"the arXiv API at {url} did not answer within {self.settings.arxiv_timeout_s:.0f} s "
                         f"({attempt + 1} tries); try again later"
                     ) from None
-                time.sleep(min(2**attempt, 8))
+                time.sleep(min(2**attempt, 8, max(0.0, self._deadline - time.monotonic())))
+            except DeadlinePassed as err:
+                raise PlraError(f"the arXiv API at {url} {err} (the search's deadline); try again later") from None
             except (arxiv.ArxivError, requests.exceptions.RequestException) as err:
                 reason = re.sub(r"\s+", " ", str(err))[:160]
                 raise PlraError(
                     f"cannot reach the arXiv API at {url}: {reason} (set ARXIV_API_URL for a mirror)"
                 ) from None
         raise AssertionError("unreachable")
+
+
+class DeadlinePassed(Exception):
+    """A response still arriving when the whole call's time is up."""
+
+
+def read_before(response, deadline: float, url: str, limit: int | None = None) -> bytearray:
+    """The response body, read in blocks until the monotonic deadline (or the size limit) is passed."""
+    data = bytearray()
+    # read1 hands over what has arrived; iter_content would wait for a whole block, a byte a second.
+    # decode_content: requests asks urllib3 for raw bytes; a gzip-encoded feed must arrive decoded.
+    read = getattr(response.raw, "read1", None) or response.raw.read
+    try:
+        while block := read(1 << 16, decode_content=True):
+            data += block
+            if limit is not None and len(data) > limit:
+                raise PlraError(f"{url} sent more than {limit >> 20} MB: not an arXiv paper PDF")
+            if time.monotonic() > deadline:
+                raise DeadlinePassed(f"was still sending after {len(data):,} bytes")
+    finally:
+        response.close()
+    return data
 
 
 MAX_PDF_BYTES = 50 * 2**20  # larger than any paper should be: a download or upload beyond it is refused
@@ -118,6 +156,7 @@ def download_pdf(settings: KnowledgeSettings, arxiv_id: str, target: Path) -> Pa
     """Fetch one paper's PDF into target (atomically), with the API's timeout and bounded retries."""
     url = pdf_url(settings, arxiv_id)
     hint = "check the connection, give a local PDF path instead, or set ARXIV_API_URL for a mirror"
+    deadline = time.monotonic() + settings.arxiv_deadline_s
     for attempt in range(settings.arxiv_retries + 1):
         try:
             with requests.get(url, timeout=settings.arxiv_timeout_s, stream=True) as response:
@@ -127,11 +166,7 @@ def download_pdf(settings: KnowledgeSettings, arxiv_id: str, target: Path) -> Pa
                     time.sleep(min(2**attempt, 8))
                     continue
                 response.raise_for_status()
-                data = bytearray()
-                for block in response.iter_content(1 << 16):
-                    data += block
-                    if len(data) > MAX_PDF_BYTES:
-                        raise PlraError(f"{url} sent more than {MAX_PDF_BYTES >> 20} MB: not an arXiv paper PDF")
+                data = read_before(response, deadline, url, MAX_PDF_BYTES)
             if not data.startswith(b"%PDF"):
                 raise PlraError(f"{url} did not return a PDF (first bytes {bytes(data[:16])!r})")
             write_bytes_atomic(target, bytes(data))
@@ -142,6 +177,9 @@ def download_pdf(settings: KnowledgeSettings, arxiv_id: str, target: Path) -> Pa
                 raise PlraError(f"cannot download {arxiv_id} from {url}: {reason} after {attempt + 1} tries; "
                                 f"{hint}") from None  # fmt: skip
             time.sleep(min(2**attempt, 8))
+        except DeadlinePassed as err:
+            raise PlraError(f"cannot download {arxiv_id} from {url}: it {err} after {settings.arxiv_deadline_s:.0f} s; "
+                            f"{hint}") from None  # fmt: skip
         except requests.exceptions.RequestException as err:
             raise PlraError(f"cannot download {arxiv_id} from {url}: {str(err)[:160]}; {hint}") from None
     raise AssertionError("unreachable")
