@@ -53,6 +53,22 @@ class PaperBase(BaseModel):
     def _arxiv_id(cls, value: str) -> str:
         return check_arxiv_id(value)
 
+    # The curated fields, on a curated entry and on an incoming one that a person is curating, checked alike.
+    @field_validator("summary_en", check_fields=False)
+    @classmethod
+    def _english_summary(cls, text: str | None) -> str | None:
+        return text if text is None else check_summary_en(text)
+
+    @field_validator("summary_zh", check_fields=False)
+    @classmethod
+    def _chinese_summary(cls, text: str | None) -> str | None:
+        return text if text is None else check_summary_zh(text)
+
+    @field_validator("related", check_fields=False)
+    @classmethod
+    def _related_ids(cls, ids: list[str]) -> list[str]:
+        return check_related(ids)
+
     @field_validator("year")
     @classmethod
     def _plausible_year(cls, year: int) -> int:
@@ -116,21 +132,6 @@ class Paper(PaperBase):
     added: datetime.date | None = None
     curated: bool = True
 
-    @field_validator("summary_en")
-    @classmethod
-    def _english_summary(cls, text: str) -> str:
-        return check_summary_en(text)
-
-    @field_validator("summary_zh")
-    @classmethod
-    def _chinese_summary(cls, text: str) -> str:
-        return check_summary_zh(text)
-
-    @field_validator("related")
-    @classmethod
-    def _related_ids(cls, ids: list[str]) -> list[str]:
-        return check_related(ids)
-
     @model_validator(mode="after")
     def _not_self_related(self):
         if not self.curated:
@@ -173,21 +174,6 @@ class IncomingPaper(PaperBase):
     @classmethod
     def _nearest_id(cls, value: str | None) -> str | None:
         return value if value is None else check_arxiv_id(value)
-
-    @field_validator("summary_en")
-    @classmethod
-    def _english_summary(cls, text: str | None) -> str | None:
-        return text if text is None else check_summary_en(text)
-
-    @field_validator("summary_zh")
-    @classmethod
-    def _chinese_summary(cls, text: str | None) -> str | None:
-        return text if text is None else check_summary_zh(text)
-
-    @field_validator("related")
-    @classmethod
-    def _related_ids(cls, ids: list[str]) -> list[str]:
-        return check_related(ids)
 
 
 class GlossaryTerm(BaseModel):

@@ -18,14 +18,16 @@ class HostileServer:
         stop = self.stop = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
+            def _send(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/models"):
-                    body = json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    self._send(200, json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode())
                     return
                 self.misbehave()
 
@@ -38,17 +40,10 @@ class HostileServer:
                     stop.wait(600)  # holds the connection, says nothing
                     return
                 if mode == "error500":
-                    self.send_response(500)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self._send(500, b"")
                     return
                 if mode == "garbage":
-                    body = b"<html>this is not the API</html>"
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    self._send(200, b"<html>this is not the API</html>")
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream" if mode == "endless_stream" else "text/plain")

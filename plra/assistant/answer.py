@@ -401,8 +401,8 @@ class Assistant:
             fit, best = max(scored, key=lambda pair: pair[0])
         if best is None or fit < SECTION_MIN_FIT:
             return
-        plan.intent, plan.topic, plan.sections = "overview", topic, (best.kind,)
-        plan.papers = [p for p in cited_ids(getattr(best, plan.lang)) if p in self.knowledge.papers]
+        plan.intent = "overview"
+        self._answer_from_sections(plan, topic, overview, (best.kind,))
 
     def _plan_from_synthesis(self, plan: Plan, question: str, query: str, ranked: list[str]) -> None:
         """Questions the field's synthesis answers: a claim for evidence and recommendations, the topic's overview
@@ -421,16 +421,14 @@ class Assistant:
             candidates = [
                 h.arxiv_id for h in self.index.search(query, k=RECENT_POOL) if h.arxiv_id in self.knowledge.papers
             ]
-            rank = {pid: i for i, pid in reversed(list(enumerate(candidates)))}
-            newest = sorted(rank, key=lambda pid: (-self.knowledge.papers[pid].year, rank[pid]))
+            newest = sorted(candidates, key=lambda pid: -self.knowledge.papers[pid].year)  # stable: rank breaks ties
             plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[:6]
             return
         if wanted in ("evidence", "recommend"):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)
             if claim is not None:
                 plan.intent, plan.claim, plan.topic = "evidence", claim, topic
-                plan.papers = [p for p in [*claim.papers(), *ranked[:1]] if p in self.knowledge.papers]
-                plan.papers = list(dict.fromkeys(plan.papers))
+                plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
                 return
         if overview is None:
             return
@@ -445,8 +443,12 @@ class Assistant:
         else:
             return
         plan.intent = "open_question" if plan.intent == "open_question" else (wanted or plan.intent)
+        self._answer_from_sections(plan, topic, overview, sections)
+
+    def _answer_from_sections(self, plan: Plan, topic: str | None, overview, sections: tuple[str, ...]) -> None:
+        """The plan answers from these parts of the topic's overview; its papers are the ones they cite."""
         plan.topic, plan.sections = topic, sections
-        text = " ".join(getattr(overview.section(kind), plan.lang) for kind in sections if overview.section(kind))
+        text = " ".join(getattr(part, plan.lang) for kind in sections if (part := overview.section(kind)))
         plan.papers = [p for p in cited_ids(text) if p in self.knowledge.papers]
 
     def ask(self, question: str, llm=None, k: int = 5, on_token: Callable[[str], None] | None = None,

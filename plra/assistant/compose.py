@@ -125,7 +125,7 @@ def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
     if len(papers) >= 2:
         a, b = papers[0], papers[1]
         shared = [t for t in a.topics if t in b.topics and t in kb.topics]
-        topic = re.split(r"\s*[（(]", getattr(kb.topics[shared[0]], lang))[0] if shared else ""
+        topic = kb.topic_label(shared[0], lang) if shared else ""
         metrics = sorted(set(a.metrics) & set(b.metrics))[:2]
         if topic or metrics:
             key = "compare_common" if topic and metrics else ("compare_topic" if topic else "compare_metrics")
@@ -257,8 +257,10 @@ def compose_sections(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: 
 def compose_recent(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """How far the knowledge base reaches, then its newest papers on the question, newest first."""
     date = str(kb.reviewed_through)
-    topic = kb.topics[plan.topic].zh if plan.lang == "zh" and plan.topic else None
-    topic = topic or (kb.topics[plan.topic].en.split(" (")[0].lower() if plan.topic else question.rstrip("?？"))
+    if plan.topic is None:
+        topic = question.rstrip("?？")
+    else:  # Chinese names the whole topic; English its label, in lower case
+        topic = kb.topics[plan.topic].zh if plan.lang == "zh" else kb.topic_label(plan.topic, "en").lower()
     lines = [SYNTHESIS["recent_intro"][plan.lang].format(date=date, topic=topic)]
     for pid in plan.papers[:6]:
         paper = kb.papers.get(pid)

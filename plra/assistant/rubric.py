@@ -10,6 +10,7 @@ from typing import Any
 
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.synthesis import sentences
+from plra.prompts import SOURCES_HEADER
 from plra.toolchain.scoring import content_units, key_point_recall
 
 # The intents that answer each kind of question in the dev set (datasets/<field>/benchmark/answers_dev.jsonl).
@@ -80,8 +81,9 @@ def supported(sentence: str, kb: KnowledgeBase, arxiv_id: str) -> bool:
 
 
 def _body(answer: str) -> str:
-    """The answer without its numbered source list."""
-    return re.split(r"\n(?:Sources|参考文献)[:：]\n", answer)[0]
+    """The answer without its numbered source list (plra.assistant.answer.with_sources puts it last)."""
+    headers = "|".join(re.escape(h) for h in SOURCES_HEADER.values())
+    return re.split(rf"\n(?:{headers})\n", answer)[0]
 
 
 def citations_checked(answer: str, cited: list[str], kb: KnowledgeBase) -> tuple[int, int]:

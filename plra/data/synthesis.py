@@ -23,8 +23,9 @@ SECTION_TITLES = {
 
 
 def topic_name(kb: KnowledgeBase, topic_id: str, lang: str) -> str:
-    topic = kb.topics[topic_id]
-    return topic.zh.split("（")[0] if lang == "zh" else topic.en.split(" (")[0].lower()
+    """The topic as a question names it: its label, lower-case in English."""
+    label = kb.topic_label(topic_id, lang)
+    return label if lang == "zh" else label.lower()
 
 
 def overview_document(kb: KnowledgeBase, topic_id: str, lang: str) -> str:

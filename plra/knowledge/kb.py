@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 from plra.errors import PlraError
 from plra.io import write_text_atomic
 from plra.knowledge.synthesis import load_synthesis
-from plra.knowledge.validation import Issue, YamlSyntaxError, load_list, read_yaml, validate_model
+from plra.knowledge.validation import Issue, YamlSyntaxError, load_list, load_model, read_yaml, validate_model
 from plra.settings import KnowledgeSettings, load_knowledge
 from plra.types import Claim, FieldCard, GlossaryTerm, IncomingPaper, Overview, Paper, ReadingPath, Topic
 
@@ -46,6 +47,7 @@ class KnowledgeBase:
     overviews: dict[str, Overview] = field(default_factory=dict)  # topic id -> its overview
     claims: list[Claim] = field(default_factory=list)
     card: FieldCard | None = None  # field.yaml, optional
+    digest: str = ""  # content_hash of the files it was loaded from (the search index is keyed by it too)
     issues: list[Issue] = field(default_factory=list)
     locations: dict[str, tuple[Path, dict[tuple, int]]] = field(default_factory=dict)  # id -> file, line map
 
@@ -55,12 +57,18 @@ class KnowledgeBase:
     def terms_for(self, arxiv_id: str) -> list[GlossaryTerm]:
         return [term for term in self.glossary if arxiv_id in term.papers]
 
+    def topic_label(self, topic: str, lang: str) -> str:
+        """A taxonomy topic's name without its parenthesised examples; "" for a topic the taxonomy lacks."""
+        return re.split(r"\s*[（(]", getattr(self.topics.get(topic), lang, ""))[0]
+
+    @property
+    def newest_added(self) -> datetime.date | None:
+        return max((p.added for p in self.papers.values() if p.added), default=None)
+
     @property
     def reviewed_through(self) -> datetime.date | None:
         """The day the curated set is reviewed through: field.yaml's date, else the newest `added` date."""
-        if self.card is not None:
-            return self.card.reviewed_through
-        return max((p.added for p in self.papers.values() if p.added), default=None)
+        return self.card.reviewed_through if self.card is not None else self.newest_added
 
     def added_since(self, day: datetime.date) -> list[Paper]:
         """Curated papers added on or after day, newest first."""
@@ -71,13 +79,7 @@ class KnowledgeBase:
 def _load_entries(folder: Path, model: type[BaseModel], kb: KnowledgeBase) -> dict[str, Any]:
     entries: dict[str, Any] = {}
     for path in sorted(folder.glob("*.yaml")):
-        try:
-            data, lines = read_yaml(path)
-        except YamlSyntaxError as err:
-            kb.issues.append(err.issue)
-            continue
-        entry, issues = validate_model(model, data, path, lines)
-        kb.issues.extend(issues)
+        entry, lines = load_model(path, model, kb.issues)
         if entry is None:
             continue
         if path.stem.replace("_", "/") != entry.arxiv_id:
@@ -94,33 +96,17 @@ def _load_entries(folder: Path, model: type[BaseModel], kb: KnowledgeBase) -> di
 
 def _check_references(kb: KnowledgeBase) -> None:
     known = set(kb.papers)
-    for paper in kb.incoming.values():  # curated fields written into an incoming entry before promotion
+    # An incoming entry may carry curated fields (written before promotion): its topics are checked too.
+    for paper in [*kb.incoming.values(), *kb.papers.values()]:
         path, lines = kb.locations[paper.arxiv_id]
         for index, topic in enumerate(paper.topics):
             if topic not in kb.topics:
                 line = lines.get(("topics", index))
                 kb.issues.append(Issue(path, line, "topics", f"unknown topic '{topic}' (see taxonomy.yaml)"))
-    for paper in kb.papers.values():
-        path, lines = kb.locations[paper.arxiv_id]
-        for index, topic in enumerate(paper.topics):
-            if topic not in kb.topics:
-                line = lines.get(("topics", index))
-                kb.issues.append(Issue(path, line, "topics", f"unknown topic '{topic}' (see taxonomy.yaml)"))
-        for index, other in enumerate(paper.related):
+        for index, other in enumerate(paper.related if paper.curated else []):
             if other not in known:
                 line = lines.get(("related", index))
                 kb.issues.append(Issue(path, line, "related", f"{other} is not in the knowledge base"))
-
-
-def _load_card(path: Path, issues: list[Issue]) -> FieldCard | None:
-    try:
-        data, lines = read_yaml(path)
-    except YamlSyntaxError as err:
-        issues.append(err.issue)
-        return None
-    card, found = validate_model(FieldCard, data, path, lines)
-    issues.extend(found)
-    return card
 
 
 COMPILED_DIR = ".compiled"  # git-ignored: the validated knowledge base as one JSON file per content hash
@@ -182,11 +168,12 @@ def load(settings: KnowledgeSettings | None = None, *, strict: bool = True, comp
     digest = content_hash(settings)
     cached = _load_compiled(root, digest) if compiled else None
     if cached is not None:
+        cached.digest = digest
         return cached
-    kb = KnowledgeBase(root=root)
+    kb = KnowledgeBase(root=root, digest=digest)
     kb.topics = {t.id: t for t, _ in load_list(root / "taxonomy.yaml", "topics", Topic, kb.issues)}
     if (root / "field.yaml").exists():
-        kb.card = _load_card(root / "field.yaml", kb.issues)
+        kb.card, _ = load_model(root / "field.yaml", FieldCard, kb.issues)
     kb.papers = _load_entries(root / "papers", Paper, kb)
     if (root / "incoming").is_dir():
         kb.incoming = {
@@ -215,7 +202,7 @@ def load(settings: KnowledgeSettings | None = None, *, strict: bool = True, comp
                 )
         kb.paths.append(path_obj)
     kb.overviews, kb.claims = load_synthesis(root, kb.papers, kb.topics, kb.issues)
-    newest = max((p.added for p in kb.papers.values() if p.added), default=None)
+    newest = kb.newest_added
     if kb.card is not None and newest is not None and newest > kb.card.reviewed_through:
         late = f"{kb.card.reviewed_through} is before the newest paper's added date {newest}"
         kb.issues.append(Issue(root / "field.yaml", None, "reviewed_through", late))

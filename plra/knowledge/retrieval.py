@@ -318,7 +318,8 @@ def open_index(
 ) -> SearchIndex:
     """The persisted index, rebuilt (and saved) first when the knowledge base changed since it was built."""
     settings = settings or load_knowledge()
-    digest = kb_module.content_hash(settings)
+    # A knowledge base just loaded knows its files' hash: reading every file again would only repeat it.
+    digest = knowledge.digest if knowledge is not None and knowledge.digest else kb_module.content_hash(settings)
     index = SearchIndex.load(index_dir(settings), digest, settings)
     if index is not None:
         return index

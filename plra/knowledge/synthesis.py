@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from plra.knowledge.validation import Issue, YamlSyntaxError, load_list, locate, read_yaml, validate_model
+from plra.knowledge.validation import Issue, load_list, load_model, locate
 from plra.types import CJK, OVERVIEW_SECTIONS, WORD, Claim, Overview, Paper, Topic, cited_ids
 
 EN_WORDS = (400, 800)  # the whole overview, all five sections
@@ -126,13 +126,7 @@ def load_synthesis(
     """Read and check overviews/ and claims/ (both optional) under a field's folder; problems go to issues."""
     overviews: dict[str, Overview] = {}
     for path in sorted((root / "overviews").glob("*.yaml")):
-        try:
-            data, lines = read_yaml(path)
-        except YamlSyntaxError as err:
-            issues.append(err.issue)
-            continue
-        overview, found = validate_model(Overview, data, path, lines)
-        issues.extend(found)
+        overview, lines = load_model(path, Overview, issues)
         if overview is not None:
             issues.extend(check_overview(papers, topics, overview, path, lines))
             overviews[overview.topic] = overview

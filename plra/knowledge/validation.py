@@ -107,6 +107,18 @@ def validate_model(model: type[BaseModel], data: Any, path: Path, lines: dict[tu
         return None, issues
 
 
+def load_model(path: Path, model: type[ModelT], issues: list[Issue]) -> tuple[ModelT | None, dict[tuple, int]]:
+    """One YAML file as model and its line map; a syntax or schema problem goes to issues (and None back)."""
+    try:
+        data, lines = read_yaml(path)
+    except YamlSyntaxError as err:
+        issues.append(err.issue)
+        return None, {}
+    parsed, found = validate_model(model, data, path, lines)
+    issues.extend(found)
+    return parsed, lines
+
+
 def load_yaml_model(path: Path, model: type[ModelT]) -> ModelT:
     """One YAML data file as model; any problem is one PlraError naming the file, line and field."""
     if not path.exists():

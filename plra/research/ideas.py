@@ -20,7 +20,7 @@ import typer
 from plra.assistant.answer import Assistant, check_citations
 from plra.errors import PlraError
 from plra.prompts import CONTEXT_HEADER, IDEA_KINDS, IDEA_REWRITE_INSTRUCTIONS, SYSTEM, check_lang
-from plra.research.write import MARKER, short_name, topic_label
+from plra.research.write import MARKER, short_name
 from plra.types import Paper
 
 KINDS = ("transfer", "combine", "risk")
@@ -38,7 +38,7 @@ def _ranked(assistant: Assistant, query: str, topic: str | None = None, k: int =
 
 
 def _label(assistant: Assistant, paper: Paper, lang: str) -> str:
-    return topic_label(assistant.knowledge, paper.topics[0], lang).lower() or paper.topics[0]
+    return assistant.knowledge.topic_label(paper.topics[0], lang).lower() or paper.topics[0]
 
 
 def _detail(paper: Paper, fallback: str) -> str:

@@ -80,11 +80,6 @@ def finding(paper: AnyPaper, lang: str) -> str:
     return text if keep_case else text[:1].lower() + text[1:]
 
 
-def topic_label(knowledge: KnowledgeBase, topic: str, lang: str) -> str:
-    """A taxonomy topic's name without its parenthesised examples; "" for a topic the taxonomy lacks."""
-    return re.split(r"\s*[（(]", getattr(knowledge.topics.get(topic), lang, ""))[0]
-
-
 def template_draft(papers: list[AnyPaper], knowledge: KnowledgeBase, lang: str) -> list[tuple[str, str]]:
     """(topic label, paragraph) per topic: an opening citing the group, then one cited sentence a paper."""
     groups: dict[str, list[AnyPaper]] = {}
@@ -93,7 +88,7 @@ def template_draft(papers: list[AnyPaper], knowledge: KnowledgeBase, lang: str) 
     paragraphs = []
     stop = "。" if lang == "zh" else "."
     for topic, members in groups.items():
-        label = topic_label(knowledge, topic, lang) or ("其他工作" if lang == "zh" else "Other work")
+        label = knowledge.topic_label(topic, lang) or ("其他工作" if lang == "zh" else "Other work")
         cites = " ".join(f"[arXiv:{p.arxiv_id}]" for p in members)
         sentences = [RELATED_WORK_TOPIC_OPENING[lang].format(label=label).rstrip(stop) + f" {cites}{stop}"]
         for i, paper in enumerate(members):
