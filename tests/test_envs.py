@@ -36,47 +36,95 @@ def test_run_in_a_missing_env_says_how_to_build_it(tmp_path):
         envs.run("gpu", ["python", "-V"])
 
 
-def _fake_checkout(root: Path, requirements: str) -> None:
+def _fake_checkout(root: Path, lock: str) -> None:
     (root / "requirements").mkdir(parents=True, exist_ok=True)
-    (root / "requirements" / "eval.txt").write_text(requirements)
+    (root / "requirements" / "eval.lock").write_text(lock)
 
 
 @pytest.mark.slow
-def test_setup_is_idempotent_and_rebuilds_only_on_change(tmp_path, monkeypatch):
-    monkeypatch.setenv("PLRA_ENV_CACHE", str(tmp_path / "cache"))
+def test_setup_is_idempotent_and_rebuilds_only_on_change(tmp_path):
     root = tmp_path / "checkout"
     _fake_checkout(root, "# nothing to install\n")
     first = envs.setup(["eval"], root=root)
-    link = root / ".venv-eval"
-    target = link.resolve()
-    stamp = (target / envs.STAMP).stat().st_mtime_ns
-    assert link.is_symlink() and (target / "bin" / "python").exists()
+    venv = root / ".venv-eval"
+    stamp = (venv / envs.STAMP).stat().st_mtime_ns
+    assert not venv.is_symlink() and (venv / "bin" / "python").exists()  # the checkout's own venv
     second = envs.setup(["eval"], root=root)
-    assert (target / envs.STAMP).stat().st_mtime_ns == stamp  # nothing rebuilt
+    assert (venv / envs.STAMP).stat().st_mtime_ns == stamp  # nothing rebuilt
     assert second["eval"] < min(first["eval"], 2.0)
-    _fake_checkout(root, "# a changed requirements file\n")
+    _fake_checkout(root, "# a changed lock\n")
     envs.setup(["eval"], root=root)
-    assert link.resolve() != target and json.loads((link.resolve() / envs.STAMP).read_text())["hash"]
+    assert json.loads((venv / envs.STAMP).read_text())["hash"] == envs.requirements_hash(envs.ENVS["eval"], root)
 
 
-def test_setup_failure_names_the_env_and_the_pip_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("PLRA_ENV_CACHE", str(tmp_path / "cache"))
+def test_setup_failure_names_the_env_and_the_installer_error(tmp_path):
     root = tmp_path / "checkout"
-    _fake_checkout(root, "--no-index\nplra-no-such-package==9.9\n")
+    _fake_checkout(root, "--no-index\nplra-no-such-package==9.9 --hash=sha256:" + "0" * 64 + "\n")
     with pytest.raises(PlraError) as err:
         envs.setup(["eval"], root=root)
     message = str(err.value)
-    assert "env 'eval' (requirements/eval.txt)" in message and "plra-no-such-package" in message
-    assert not (root / ".venv-eval").exists()  # no link to a half-built env
+    assert "env 'eval' (requirements/eval.lock)" in message and "plra-no-such-package" in message
+    assert envs._built_hash(root / ".venv-eval") is None  # never marked up to date
+    _fake_checkout(root, "# fixed\n")
+    envs.setup(["eval"], root=root)  # the next setup finishes the env it started
+    assert envs._built_hash(root / ".venv-eval") == envs.requirements_hash(envs.ENVS["eval"], root)
 
 
-def test_setup_refuses_to_replace_a_foreign_venv(tmp_path, monkeypatch):
-    monkeypatch.setenv("PLRA_ENV_CACHE", str(tmp_path / "cache"))
+def test_setup_refuses_to_replace_a_foreign_venv_and_names_a_missing_lock(tmp_path):
     root = tmp_path / "checkout"
     _fake_checkout(root, "# nothing\n")
     (root / ".venv-eval").mkdir()
-    with pytest.raises(PlraError, match="is not a link made by `make setup`"):
+    with pytest.raises(PlraError, match="was not made by `make setup`"):
         envs.setup(["eval"], root=root)
+    with pytest.raises(PlraError, match=r"requirements/deploy.lock is missing: run `make lock`"):
+        envs.setup(["deploy"], root=root)
+
+
+@pytest.mark.slow
+def test_setup_replaces_a_link_to_the_old_shared_env_cache(tmp_path):
+    root = tmp_path / "checkout"
+    _fake_checkout(root, "# nothing\n")
+    shared = tmp_path / "shared-env"
+    shared.mkdir()
+    (root / ".venv-eval").symlink_to(shared)
+    envs.setup(["eval"], root=root)
+    assert not (root / ".venv-eval").is_symlink() and (root / ".venv-eval" / "bin" / "python").exists()
+    assert shared.exists() and not any(shared.iterdir())  # what the link pointed at is left alone
+
+
+def test_the_locks_hold_exactly_the_pins_of_the_requirements():
+    def pins(path: Path) -> set[str]:
+        lines = [line.split()[0] for line in path.read_text().splitlines() if line and line[0].isalnum()]
+        return {line.lower().replace("_", "-").split("+")[0] for line in lines if "==" in line}
+
+    for env in envs.ENVS.values():
+        locked = envs.REPO_ROOT / env.lock
+        text = locked.read_text()
+        assert "--hash=sha256:" in text and "/work/" not in text  # hashed, and no machine's paths in it
+        # The lock may add the build tool the resolver pins (setuptools); everything else is the same.
+        extra = {
+            pin for pin in pins(locked) - pins(envs.REPO_ROOT / env.requirements) if not pin.startswith("setuptools")
+        }
+        assert not extra and not pins(envs.REPO_ROOT / env.requirements) - pins(locked), f"{env.lock}: run `make lock`"
+
+
+@pytest.mark.slow
+def test_two_clones_each_run_their_own_plra(tmp_path):
+    # The bug this layout fixes: with one shared venv the last clone to run setup took over every other.
+    clones = [tmp_path / "first", tmp_path / "second"]
+    for clone in clones:
+        subprocess.run(["git", "clone", "-q", "--local", str(envs.REPO_ROOT), str(clone)], check=True)
+        for lock in ("main", "deploy", "eval"):  # the locks as this checkout has them, committed or not
+            shutil.copy(envs.REPO_ROOT / "requirements" / f"{lock}.lock", clone / "requirements")
+        shutil.copy(envs.REPO_ROOT / "plra" / "toolchain" / "envs.py", clone / "plra" / "toolchain" / "envs.py")
+    for clone in clones:
+        setup = subprocess.run([sys.executable, "-m", "plra.toolchain.envs", "setup", "main"], cwd=clone,
+                               capture_output=True, text=True, timeout=900)  # fmt: skip
+        assert setup.returncode == 0, setup.stdout[-1500:] + setup.stderr[-1500:]
+    for clone in clones:  # run from / so the working directory cannot supply the package
+        probe = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c", "import plra; print(plra.__file__)"],
+                               cwd="/", capture_output=True, text=True)  # fmt: skip
+        assert Path(probe.stdout.strip()).resolve().is_relative_to(clone.resolve()), probe.stdout + probe.stderr
 
 
 def test_main_env_imports_the_training_stack_on_cpu():

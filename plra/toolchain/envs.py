@@ -3,10 +3,12 @@
 The upstream tools pin conflicting versions (xtuner wants transformers 4.48, lmdeploy wants 5.x,
 opencompass wants its own mmengine), so each stage runs in its own venv by subprocess.
 
-Each env is built once per requirements hash in a per-user cache (`PLRA_ENV_CACHE`, default
-`~/.cache/plra/envs`) and linked into the checkout as `.venv`, `.venv-deploy`, `.venv-eval`; a fresh
-clone therefore reuses what an earlier clone built. Standard library only: `python3 -m plra.toolchain.envs setup`
-runs before anything is installed.
+Each checkout owns its venvs (`.venv`, `.venv-deploy`, `.venv-eval`): uv builds them from the locked
+requirements (`requirements/<env>.lock`, exact pins with hashes; `make lock` refreshes them from
+`requirements/<env>.txt`) out of its global cache, so a second clone downloads nothing and links the
+files instead of copying them, and no clone can run another clone's `plra`. uv itself is installed once
+per user, pinned, by pip. Standard library only: `python3 -m plra.toolchain.envs setup` runs before
+anything is installed.
 """
 
 from __future__ import annotations
@@ -28,15 +30,20 @@ from plra.errors import PlraError
 from plra.paths import REPO_ROOT
 
 STAMP = ".plra-env.json"
+UV_VERSION = "0.13.8"
 
 
 @dataclass(frozen=True)
 class EnvSpec:
     name: str
-    link: str  # path of the venv link inside the checkout
-    requirements: str  # requirements file, relative to the checkout
+    link: str  # the venv's folder inside the checkout
+    requirements: str  # the exact pins, relative to the checkout; the lock beside it adds hashes
     key_packages: tuple[str, ...]  # what `plra env` reports
     install_checkout: bool = False  # the plra package itself (editable)
+
+    @property
+    def lock(self) -> str:
+        return str(Path(self.requirements).with_suffix(".lock"))
 
 
 ENVS: dict[str, EnvSpec] = {
@@ -61,14 +68,15 @@ def spec(name: str) -> EnvSpec:
         raise PlraError(f"unknown environment '{name}': choose one of {', '.join(ENVS)}") from None
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("PLRA_ENV_CACHE") or Path.home() / ".cache" / "plra" / "envs")
+def tools_dir() -> Path:
+    """Where the pinned uv lives: per user, beside uv's own cache (`PLRA_TOOLS_DIR` moves it)."""
+    return Path(os.environ.get("PLRA_TOOLS_DIR") or Path.home() / ".cache" / "plra" / "tools")
 
 
 def requirements_hash(env: EnvSpec, root: Path = REPO_ROOT) -> str:
-    """Hash of what defines the env: its requirements file and the interpreter building it."""
+    """Hash of what defines the env: its lock file and the interpreter building it."""
     digest = hashlib.sha256()
-    digest.update((root / env.requirements).read_bytes())
+    digest.update((root / env.lock).read_bytes())
     digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
     return digest.hexdigest()[:16]
 
@@ -94,92 +102,171 @@ def _stream(cmd: list[str], prefix: str, tail: collections.deque[str], env: dict
     for line in proc.stdout:
         line = line.rstrip()
         tail.append(line)
-        # Keep the log readable: one line per package decision, not download bars.
-        if line.startswith(("Collecting", "Installing", "Successfully", "ERROR", "Processing")):
-            print(f"[{prefix}] {line[:160]}", flush=True)
+        # Keep the log readable: uv's summary lines and errors, not one line per package.
+        if line.lstrip().startswith(("Resolved", "Prepared", "Installed", "Uninstalled", "error", "cause", "×")):
+            print(f"[{prefix}] {line.strip()[:160]}", flush=True)
     return proc.wait()
 
 
 def _fail(env: EnvSpec, step: str, tail: collections.deque[str]) -> PlraError:
-    errors = [line for line in tail if line.startswith("ERROR")] or list(tail)[-5:]
+    errors = [line.strip() for line in tail if line.lstrip().startswith(("error", "cause", "×", "╰", "hint"))] or list(
+        tail
+    )[-5:]
     detail = " | ".join(errors[-3:])
-    return PlraError(f"setup of env '{env.name}' ({env.requirements}) failed while {step}: {detail}")
+    return PlraError(f"setup of env '{env.name}' ({env.lock}) failed while {step}: {detail}")
 
 
-def _build(env: EnvSpec, target: Path, digest: str, root: Path) -> None:
-    if target.exists():  # a half-built env from an interrupted run: its stamp was never written
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+def uv_binary() -> Path:
+    """The pinned uv, installed by pip into a small venv of its own the first time it is needed."""
+    home = tools_dir() / f"uv-{UV_VERSION}"
+    uv = home / "bin" / "uv"
+    if uv.exists():
+        return uv
+    print(f"[setup] installing uv {UV_VERSION} into {home}", flush=True)
     tail: collections.deque[str] = collections.deque(maxlen=60)
-    print(f"[{env.name}] creating venv {target}", flush=True)
-    if _stream([sys.executable, "-m", "venv", str(target)], env.name, tail) != 0:
-        raise _fail(env, "creating the venv", tail)
-    pip = [str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    print(f"[{env.name}] installing {env.requirements}", flush=True)
-    if _stream([*pip, "install", "--progress-bar", "off", "-r", str(root / env.requirements)], env.name, tail):
-        raise _fail(env, f"installing {env.requirements}", tail)
-    if _stream([*pip, "check"], env.name, tail) != 0:
-        raise _fail(env, "checking dependencies (pip check)", tail)
-    stamp = {"hash": digest, "requirements": env.requirements, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    partial = home.with_name(home.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    steps = (
+        [sys.executable, "-m", "venv", str(partial)],
+        [str(partial / "bin" / "pip"), "install", "-q", f"uv=={UV_VERSION}"],
+    )
+    for step in steps:
+        if _stream(step, "setup", tail) != 0:
+            raise PlraError(f"installing uv {UV_VERSION} failed: {' | '.join(list(tail)[-3:])}")
+    # The venv's scripts name its folder: move it into place only after pip is done with it.
+    shutil.rmtree(home, ignore_errors=True)
+    partial.rename(home)
+    subprocess.run([str(home / "bin" / "python"), "-m", "venv", "--upgrade", str(home)], capture_output=True)
+    return uv
+
+
+def pip_sources() -> list[str]:
+    """The package sources pip is configured with here (wheel folders, extra indexes), as uv flags.
+
+    uv does not read pip's configuration; a machine that keeps wheels on disk (this machine kind keeps its
+    CPU torch there) must give uv the same places or the locks' local versions cannot be found.
+    """
+    flags: list[str] = []
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+        )
+        lines = listed.stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        lines = []
+    values: dict[str, list[str]] = {"find-links": [], "extra-index-url": []}
+    for line in lines:
+        key, _, value = line.partition("=")
+        option = key.rsplit(".", 1)[-1]
+        if option in values:
+            values[option] += [item for item in value.strip("'\"").split() if item not in values[option]]
+    for env_var, option in (("PIP_FIND_LINKS", "find-links"), ("PIP_EXTRA_INDEX_URL", "extra-index-url")):
+        values[option] += [item for item in os.environ.get(env_var, "").split() if item not in values[option]]
+    for option, items in values.items():
+        for item in items:
+            flags += [f"--{option}", item]
+    # Both indexes name the same releases; take each version from wherever it is, as pip does.
+    return [*flags, "--index-strategy", "unsafe-best-match"] if flags else flags
+
+
+def _uv_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env["UV_PYTHON_DOWNLOADS"] = "never"  # the interpreter running setup is the one every env uses
+    env.setdefault("UV_NO_PROGRESS", "1")
+    return env
+
+
+def _write_stamp(target: Path, digest: str | None, env: EnvSpec) -> None:
+    stamp = {"hash": digest, "lock": env.lock, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (target / STAMP).write_text(json.dumps(stamp))
 
 
-def _link(env: EnvSpec, target: Path, root: Path) -> None:
-    link = root / env.link
-    if link.is_symlink():
-        if link.resolve() == target.resolve():
-            return
-        link.unlink()
-    elif link.exists():
-        raise PlraError(f"{link} exists and is not a link made by `make setup`: move it away, then run `make setup`")
-    link.symlink_to(target)
-
-
-def _prune(env: EnvSpec, current: Path) -> None:
-    """Remove this env's builds for older requirements: each one is several GB."""
-    for old in cache_dir().glob(f"{env.name}-*"):
-        if old != current and (old / STAMP).exists():
-            print(f"[{env.name}] removing outdated build {old}", flush=True)
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _ensure_checkout_installed(env: EnvSpec, root: Path) -> None:
-    """Point the env's editable plra at this checkout (a cached env may have served another clone)."""
-    python = str(root / env.link / "bin" / "python")
-    probe = subprocess.run(
-        [python, "-c", "import plra, pathlib; print(pathlib.Path(plra.__file__).resolve().parent.parent)"],
+def _prepare(env: EnvSpec, target: Path) -> None:
+    """Make `target` a venv of ours to sync into, or say why it cannot be."""
+    if target.is_symlink():  # the shared env cache of earlier versions linked it here: replace the link
+        print(
+            f"[{env.name}] replacing the link to a shared env ({os.readlink(target)}) with this checkout's own",
+            flush=True,
+        )
+        target.unlink()
+    elif target.exists() and not (target / STAMP).exists():
+        raise PlraError(f"{target} exists and was not made by `make setup`: move it away, then run `make setup`")
+    python_matches = (target / "bin" / "python").exists() and subprocess.run(
+        [
+            str(target / "bin" / "python"),
+            "-c",
+            f"import sys; sys.exit(sys.version_info[:2] != {tuple(sys.version_info[:2])})",
+        ],
         capture_output=True,
-        text=True,
-        cwd="/",
-    )
-    if probe.returncode == 0 and Path(probe.stdout.strip()) == root.resolve():
-        return
-    print(f"[{env.name}] installing the plra package from {root} (editable)", flush=True)
-    tail: collections.deque[str] = collections.deque(maxlen=60)
-    cmd = [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-e", str(root)]
-    if _stream(cmd, env.name, tail) != 0:
-        raise _fail(env, "installing the plra package", tail)
+    ).returncode == 0
+    if target.exists() and not python_matches:
+        shutil.rmtree(target)
+    if not target.exists():
+        tail: collections.deque[str] = collections.deque(maxlen=60)
+        print(f"[{env.name}] creating venv {target}", flush=True)
+        if _stream(
+            [str(uv_binary()), "venv", "-q", "--python", sys.executable, str(target)], env.name, tail, _uv_env()
+        ):
+            raise _fail(env, "creating the venv", tail)
+    # Marked ours before anything is installed: an interrupted sync is finished by the next setup.
+    _write_stamp(target, None, env)
+
+
+def _build(env: EnvSpec, target: Path, digest: str, root: Path) -> None:
+    _prepare(env, target)
+    uv = str(uv_binary())
+    python = ["--python", str(target / "bin" / "python")]
+    tail: collections.deque[str] = collections.deque(maxlen=80)
+    print(f"[{env.name}] installing {env.lock}", flush=True)
+    sync = [uv, "pip", "sync", "--require-hashes", *python, *pip_sources(), str(root / env.lock)]
+    if _stream(sync, env.name, tail, _uv_env()) != 0:
+        raise _fail(env, f"installing {env.lock}", tail)
+    if env.install_checkout:
+        print(f"[{env.name}] installing the plra package from {root} (editable)", flush=True)
+        editable = [uv, "pip", "install", "--no-deps", "--no-build-isolation", *python, "-e", str(root)]
+        if _stream(editable, env.name, tail, _uv_env()) != 0:
+            raise _fail(env, "installing the plra package", tail)
+    if _stream([uv, "pip", "check", *python], env.name, tail, _uv_env()) != 0:
+        raise _fail(env, "checking dependencies (uv pip check)", tail)
+    _write_stamp(target, digest, env)
 
 
 def setup(names: list[str] | None = None, root: Path = REPO_ROOT) -> dict[str, float]:
-    """Build missing or outdated envs; return seconds spent per env. Idempotent and cheap when up to date."""
+    """Build missing or outdated envs of this checkout; return seconds spent per env. Cheap when up to date."""
     timings: dict[str, float] = {}
     for name in names or list(ENVS):
         env = spec(name)
         start = time.monotonic()
+        if not (root / env.lock).exists():
+            raise PlraError(f"{env.lock} is missing: run `make lock` to write it from {env.requirements}")
         digest = requirements_hash(env, root)
-        target = cache_dir() / f"{env.name}-{digest}"
-        if _built_hash(target) == digest:
-            print(f"[{env.name}] up to date ({env.requirements} unchanged, {target})", flush=True)
+        target = root / env.link
+        if not target.is_symlink() and _built_hash(target) == digest:
+            print(f"[{env.name}] up to date ({env.lock} unchanged)", flush=True)
         else:
             _build(env, target, digest, root)
-        _link(env, target, root)
-        _prune(env, target)
-        if env.install_checkout:
-            _ensure_checkout_installed(env, root)
         timings[name] = time.monotonic() - start
         print(f"[{env.name}] ready in {timings[name]:.1f} s", flush=True)
     return timings
+
+
+def lock(names: list[str] | None = None, root: Path = REPO_ROOT) -> list[Path]:
+    """Write `requirements/<env>.lock` from `requirements/<env>.txt`: the same pins, with every file's hash."""
+    written = []
+    for name in names or list(ENVS):
+        env = spec(name)
+        tail: collections.deque[str] = collections.deque(maxlen=60)
+        version = ".".join(map(str, sys.version_info[:3]))
+        cmd = [str(uv_binary()), "pip", "compile", "-q", "--generate-hashes", "--python-version", version,
+               "--custom-compile-command", "make lock", *pip_sources(), env.requirements, "-o", env.lock]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_uv_env())
+        if proc.returncode != 0:
+            tail.extend((proc.stderr or proc.stdout).splitlines())
+            raise _fail(env, "locking", tail)
+        print(f"[{env.name}] wrote {env.lock}", flush=True)
+        written.append(root / env.lock)
+    return written
 
 
 # Commands the tests need from the system, and the Debian package of each: the browser tests drive
@@ -302,9 +389,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     setup_cmd = sub.add_parser("setup", help="build the environments that are missing or outdated")
     setup_cmd.add_argument("names", nargs="*", help=f"envs to build, of {', '.join(ENVS)} (default: all)")
+    lock_cmd = sub.add_parser(
+        "lock", help="write requirements/<env>.lock (pins with hashes) from requirements/<env>.txt"
+    )
+    lock_cmd.add_argument("names", nargs="*", help=f"envs to lock, of {', '.join(ENVS)} (default: all)")
     args = parser.parse_args(argv)
     start = time.monotonic()
     try:
+        if args.command == "lock":
+            lock(args.names or None)
+            return 0
         timings = setup(args.names or None)
     except PlraError as err:
         print(f"error: {err}", file=sys.stderr)
