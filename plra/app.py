@@ -7,6 +7,11 @@ model in-process; Settings can point the app at any OpenAI-compatible server (`p
 
 Uploads: Read accepts only PDFs under PLRA_APP_MAX_PDF_MB (default 20) that Gradio itself stored in its
 upload folder; a path from anywhere else is refused, so no request can make the app read a server file.
+
+Load: each request that waits on a model ends by PLRA_APP_REQUEST_TIMEOUT_S (default 60), with the answer composed
+from the knowledge base and a note; each event runs PLRA_APP_CONCURRENCY requests at once (default 4), of which
+model calls take at most all but one, so quick answers always have a worker; PLRA_APP_QUEUE_MAX requests (default
+64) wait, and the next one is told the assistant is busy.
 """
 
 from __future__ import annotations
@@ -18,15 +23,18 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
 from plra.assistant.answer import COMPOSED, AskResult, Assistant, Citation, LocalModel, local_model_dir, review_note
 from plra.assistant.conversation import standalone
 from plra.errors import PlraError
+from plra.llm import LLMTimeout
 from plra.prompts import NOT_REVIEWED
 from plra.types import bare_arxiv_id
 
@@ -41,6 +49,121 @@ EXAMPLES = [
     "个性化大模型有哪些常用的评测基准？",
     "检索增强和参数高效微调在个性化上各有什么优缺点？",
 ]
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """How much load the app takes: each request's deadline, requests run at once per event, requests waiting."""
+
+    request_timeout_s: float = 60.0
+    concurrency: int = 4
+    queue_max: int = 64
+
+
+APP_VARIABLES = {
+    "request_timeout_s": "PLRA_APP_REQUEST_TIMEOUT_S",
+    "concurrency": "PLRA_APP_CONCURRENCY",
+    "queue_max": "PLRA_APP_QUEUE_MAX",
+}
+
+
+def app_settings(environ: dict[str, str] | None = None) -> AppSettings:
+    """The app's load settings from PLRA_APP_* variables; a bad value is one line naming its variable."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for name, variable in APP_VARIABLES.items():
+        raw = environ.get(variable, "").strip()
+        if not raw:
+            continue
+        kind = type(getattr(AppSettings, name))
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise PlraError(f"{variable}={raw!r} must be a {'number' if kind is float else 'whole number'}") from None
+        if value <= 0:
+            raise PlraError(f"{variable}={raw!r} must be above 0")
+        values[name] = value
+    return AppSettings(**values)
+
+
+class ModelSlots:
+    """Model calls in flight across the app, at most `size`. Set one below the concurrency, it keeps a worker of
+    every event free for answers that need no model (Papers only), however slow the model server is."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._free = threading.BoundedSemaphore(self.size)
+
+    def take(self) -> bool:
+        return self._free.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        self._free.release()
+
+
+@functools.cache
+def _slots(size: int) -> ModelSlots:
+    return ModelSlots(size)
+
+
+def model_slots() -> ModelSlots:
+    return _slots(max(1, app_settings().concurrency - 1))
+
+
+class ModelBusy(PlraError):
+    """Every model slot is taken: the request is answered without the model, at once."""
+
+
+def fallback_note(err: PlraError, seconds: float, source: str = "the knowledge base") -> str:
+    """Why this answer comes without the model: all slots busy, or no answer by the request's deadline."""
+    if isinstance(err, ModelBusy):
+        busy = f"The model is answering {model_slots().size} other question(s) right now"
+        return f"_{busy}, so this answer is composed from {source} (no model); ask again in a minute for the model's._"
+    late = f"The model did not answer within {seconds:g} s (the app's PLRA_APP_REQUEST_TIMEOUT_S)"
+    return f"_{late}, so this answer is composed from {source} (no model)._"
+
+
+def model_events(work: Callable[[Callable[[str], None]], T], seconds: float) -> Iterator[tuple[bool, Any]]:
+    """Run work(on_piece) in a thread of its own that holds a model slot; yield (False, piece) for each piece it
+    streams, then (True, its result). A model call that hangs leaves the Gradio worker free at the deadline:
+    LLMTimeout is raised then (the thread ends with the client's own timeout and gives its slot back only then,
+    since the server is still busy with it). ModelBusy when every slot is taken; else what work raised."""
+    slots = model_slots()
+    if not slots.take():
+        raise ModelBusy(f"all {slots.size} model slot(s) are busy")
+    events: queue.Queue = queue.Queue()
+
+    def run() -> None:
+        try:
+            events.put((True, work(lambda piece: events.put((False, piece)))))
+        except BaseException as err:  # handed to the request's thread
+            events.put((None, err))
+        finally:
+            slots.give_back()
+
+    threading.Thread(target=run, daemon=True).start()
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            done, value = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise LLMTimeout(f"the model did not answer within {seconds:g} s") from None
+        if done is None:
+            raise value
+        yield done, value
+        if done:
+            return
+
+
+def with_model(work: Callable[[], T], seconds: float) -> T:
+    """work()'s result, under model_events' slot and deadline."""
+    for done, value in model_events(lambda _piece: work(), seconds):
+        if done:
+            return value
+    raise AssertionError("model_events ended without a result")
 
 
 @functools.cache
@@ -68,7 +191,9 @@ def client_for(use_local: bool, temperature: float, max_tokens: int):
     if endpoint:
         from plra.llm import LLMClient
 
-        return LLMClient.from_url(endpoint, temperature=temperature, max_tokens=max_tokens)
+        # The client's own timeout is the request's, so a call the request gave up on ends soon after it too.
+        timeout_s = app_settings().request_timeout_s
+        return LLMClient.from_url(endpoint, temperature=temperature, max_tokens=max_tokens, timeout_s=timeout_s)
     return local_model() if use_local else None
 
 
@@ -117,47 +242,50 @@ def respond(
         return
     earlier = plain_history(history)
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    seconds = app_settings().request_timeout_s
+    note = ""
     try:
-        if mode == "Agent":
-            endpoint = server_endpoint()
-            if not endpoint:
-                raise PlraError("the agent needs a served model: start the app with PLRA_ENDPOINT set (`plra serve`)")
-            from plra.assistant import agent
+        try:
+            if mode == "Agent":
+                result = agent_answer(message, earlier, seconds)
+            else:
+                llm = None if mode == "Papers only" else client_for(use_local, temperature, MAX_TOKENS)
+                if llm is None:
+                    result = assistant().ask(message, k=4, history=earlier)
+                else:
 
-            standalone_question = standalone(message, earlier, assistant().name_index).question
-            reply = agent.run(standalone_question, endpoint)
-            result = AskResult(
-                reply["answer"],
-                [Citation(**c) for c in reply["citations"]],
-                reply["refused"],
-                reply["citation_errors"],
-                writer="the Lagent agent",
-            )
-        else:
-            llm = None if mode == "Papers only" else client_for(use_local, temperature, MAX_TOKENS)
-            pieces: queue.Queue = queue.Queue()
-            outcome: dict[str, Any] = {}
+                    def work(on_piece: Callable[[str], None]) -> AskResult:
+                        return assistant().ask(message, llm=llm, k=4, on_token=on_piece, history=earlier)
 
-            def work() -> None:
-                try:
-                    outcome["result"] = assistant().ask(message, llm=llm, k=4, on_token=pieces.put, history=earlier)
-                except PlraError as err:
-                    outcome["error"] = err
-                finally:
-                    pieces.put(None)
-
-            threading.Thread(target=work, daemon=True).start()
-            while (piece := pieces.get()) is not None:  # the raw answer as it streams in
-                history[-1]["content"] += piece
-                yield history, "", "_Writing… citations are checked when the answer is complete._"
-            if "error" in outcome:
-                raise outcome["error"]
-            result = outcome["result"]
-        history[-1]["content"] = result.answer
+                    for done, value in model_events(work, seconds):  # the raw answer as it streams in
+                        if done:
+                            result = value
+                        else:
+                            history[-1]["content"] += value
+                            yield history, "", "_Writing… citations are checked when the answer is complete._"
+        except (ModelBusy, LLMTimeout) as err:
+            note = fallback_note(err, seconds)
+            result = assistant().ask(message, k=4, history=earlier)
+        history[-1]["content"] = f"{note}\n\n{result.answer}" if note else result.answer
         yield history, "", sources_markdown(result)
     except PlraError as err:
         history[-1]["content"] = f"⚠️ {err}"
         yield history, "", ""
+
+
+def agent_answer(message: str, earlier: list[dict[str, str]], seconds: float) -> AskResult:
+    """The Lagent agent's answer on the app's server, within the request's deadline."""
+    endpoint = server_endpoint()
+    if not endpoint:
+        raise PlraError("the agent needs a served model: start the app with PLRA_ENDPOINT set (`plra serve`)")
+    from plra.assistant import agent
+    from plra.llm import LLMClient
+
+    question = standalone(message, earlier, assistant().name_index).question
+    client = LLMClient.from_url(endpoint, max_tokens=256, temperature=0.2, timeout_s=seconds)
+    reply = with_model(lambda: agent.run(question, endpoint, client=client), seconds)
+    return AskResult(reply["answer"], [Citation(**c) for c in reply["citations"]], reply["refused"],
+                     reply["citation_errors"], writer="the Lagent agent")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ Read
@@ -219,8 +347,18 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
         llm = None if answer_mode == "Passages only" else client_for(use_local, temperature, MAX_TOKENS)
         # "And compared with Mem0?": names from earlier turns travel with the question to the reader.
         standalone_question = standalone(question, plain_history(history), assistant().name_index).question
-        result = paper_reader(source).ask(standalone_question, llm=llm)
-        reply = result.answer + "".join(f"\n\n_(removed {e['cited']}: {e['reason']})_" for e in result.citation_errors)
+        reader, note = paper_reader(source), ""
+        seconds = app_settings().request_timeout_s
+        if llm is None:
+            result = reader.ask(standalone_question)
+        else:
+            try:
+                result = with_model(lambda: reader.ask(standalone_question, llm=llm), seconds)
+            except (ModelBusy, LLMTimeout) as err:
+                note = f"{fallback_note(err, seconds, 'the paper')}\n\n"
+                result = reader.ask(standalone_question)
+        reply = note + result.answer
+        reply += "".join(f"\n\n_(removed {e['cited']}: {e['reason']})_" for e in result.citation_errors)
     except PlraError as err:
         reply = f"⚠️ {err}"
     return [*history, {"role": "user", "content": question}, {"role": "assistant", "content": reply}], ""
@@ -232,23 +370,34 @@ def ask_paper(question: str, history: list[dict[str, str]], source: str | None, 
 def write_action(action: str, topic: str, style: str, lang: str, use_model: bool, use_local: bool = False,
                  temperature: float = 0.2) -> tuple[str, str | None]:  # fmt: skip
     """Run one Write action; returns (Markdown to show, path of the BibTeX file to download)."""
-    from plra.knowledge.cite import bibtex
-    from plra.research.ideas import ideas, ideas_markdown
-    from plra.research.write import outline, outline_markdown, related_work
 
-    try:
-        llm = client_for(use_local, temperature, 512) if use_model else None
+    def draft(llm) -> tuple[str, str]:
+        from plra.research.write import outline, outline_markdown, related_work
+
         if action == "Outline":
             result = outline(assistant(), topic, lang)
-            text, bib = outline_markdown(result), result["bibtex"]
-        elif action == "Ideas":
+            return outline_markdown(result), result["bibtex"]
+        if action == "Ideas":
+            from plra.knowledge.cite import bibtex
+            from plra.research.ideas import ideas, ideas_markdown
+
             items = ideas(assistant(), topic, 5, lang, llm)
             cited = dict.fromkeys(pid for idea in items for pid in idea["cited"])
-            text, bib = ideas_markdown(items, lang), bibtex([assistant().knowledge.get(pid) for pid in cited])
+            return ideas_markdown(items, lang), bibtex([assistant().knowledge.get(pid) for pid in cited])
+        result = related_work(assistant(), topic, None, style, lang, llm)
+        return (result["text"] if style == "plain" else f"```latex\n{result['text']}```"), result["bibtex"]
+
+    seconds = app_settings().request_timeout_s
+    try:
+        llm = client_for(use_local, temperature, 512) if use_model and action != "Outline" else None
+        if llm is None:
+            text, bib = draft(None)
         else:
-            result = related_work(assistant(), topic, None, style, lang, llm)
-            text = result["text"] if style == "plain" else f"```latex\n{result['text']}```"
-            bib = result["bibtex"]
+            try:
+                text, bib = with_model(lambda: draft(llm), seconds)
+            except (ModelBusy, LLMTimeout) as err:
+                text, bib = draft(None)
+                text = f"{fallback_note(err, seconds)}\n\n{text}"
     except PlraError as err:
         return f"⚠️ {err}", None
     if not bib:
@@ -501,9 +650,34 @@ def build_ui():
                         [read_chat, read_box])  # fmt: skip
         write_button.click(write_action, [action, write_topic, style, write_lang, use_model, use_local, temperature],
                            [write_output, bib_file])  # fmt: skip
-    # Requests queue; two run at once so one long answer does not block everyone.
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    # Requests queue; several run at once so one long answer does not block everyone (and none runs past its
+    # deadline), and a full queue says so in words.
+    settings = app_settings()
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_max)
+    refuse_when_full(demo, settings.queue_max)
     return demo
+
+
+def busy_message(waiting: int) -> str:
+    return f"The assistant is busy ({waiting} request{'' if waiting == 1 else 's'} waiting); try again in a minute."
+
+
+def refuse_when_full(demo: gr.Blocks, max_size: int) -> None:
+    """Refuse a request the full queue cannot hold with HTTP 429 and busy_message. Gradio's own refusal (6.17,
+    queueing.Queue.push) is a 503 whose detail its page drops for a fixed "This application is currently busy";
+    the page shows the detail of any other status as it is, and API clients read it in the response's body."""
+    from fastapi import HTTPException
+
+    events = demo._queue
+    push = events.push
+
+    async def push_or_refuse(body: Any, request: Any, username: str | None) -> Any:
+        waiting = len(events)
+        if waiting >= max_size:
+            raise HTTPException(status_code=429, detail=busy_message(waiting), headers={"Retry-After": "60"})
+        return await push(body=body, request=request, username=username)
+
+    events.push = push_or_refuse
 
 
 HOSTING_VARIABLES = ("SPACE_ID", "OPENXLAB_APP_ID", "PLRA_APP_PUBLIC")  # a hosting platform: serve everyone

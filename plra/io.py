@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from plra.errors import PlraError
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside path, then rename: readers never see half a file."""
@@ -22,6 +24,29 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_way_to(path: Path, flag: str) -> None:
+    """The nearest existing folder above path must be a folder: a file there would make mkdir fail midway."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PlraError(f"{flag} {path}: {parent} is a file, so nothing can be written below it")
+            return
+
+
+def check_file_out(path: Path, flag: str = "--out", example: str = "out.txt") -> None:
+    """path may become a file: it is no folder and nothing on the way to it is a file (one line if not)."""
+    if path.is_dir():
+        raise PlraError(f"{flag} {path} is a folder: give a file name, such as {path / example}")
+    _check_way_to(path, flag)
+
+
+def check_folder_out(path: Path, flag: str = "--out", what: str = "the files") -> None:
+    """path may become a folder: it is no file and nothing on the way to it is a file (one line if not)."""
+    if path.exists() and not path.is_dir():
+        raise PlraError(f"{flag} {path} is a file: give a folder for {what}")
+    _check_way_to(path, flag)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,3 +279,123 @@ def test_write_tab_drafts_related_work_with_a_bibtex_download(page):
     with page.expect_download() as download:
         link.click()
     assert "@" in Path(download.value.path()).read_text()
+
+
+# ------------------------------------------------------------------------------------------ load: deadlines, queue
+
+QUESTION = "What did LaMP find?"
+
+
+def text_of(message: dict) -> str:
+    """A chat message's text (Gradio hands a message back as a list of parts)."""
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
+
+
+def test_the_app_load_settings_come_from_the_environment():
+    from plra import app
+    from plra.errors import PlraError
+
+    assert app.app_settings({}) == app.AppSettings(request_timeout_s=60.0, concurrency=4, queue_max=64)
+    assert app.app_settings({"PLRA_APP_REQUEST_TIMEOUT_S": "2.5", "PLRA_APP_CONCURRENCY": "3",
+                             "PLRA_APP_QUEUE_MAX": "5"}) == app.AppSettings(2.5, 3, 5)  # fmt: skip
+    for variable, value in (("PLRA_APP_CONCURRENCY", "many"), ("PLRA_APP_QUEUE_MAX", "0"),
+                            ("PLRA_APP_REQUEST_TIMEOUT_S", "-1")):  # fmt: skip
+        with pytest.raises(PlraError, match=f"^{variable}="):
+            app.app_settings({variable: value})
+
+
+@pytest.fixture
+def silent_server(monkeypatch, isolated_config):
+    """The app's model server accepts and never answers; each request's deadline is 2 s."""
+    from plra import app
+    from tests.hostile_fixture import HostileServer
+
+    with HostileServer("silent") as server:
+        monkeypatch.setenv("PLRA_ENDPOINT", server.url)
+        monkeypatch.setenv("PLRA_APP_REQUEST_TIMEOUT_S", "2")
+        monkeypatch.setattr(app, "server_endpoint", lambda: server.url)
+        yield server
+
+
+def test_a_model_that_never_answers_gives_the_composed_answer_at_the_deadline(silent_server):
+    from plra import app
+
+    start = time.monotonic()
+    *_, (history, _, sources) = app.respond(QUESTION, [], "Ask")
+    assert time.monotonic() - start < 2 + 3  # the deadline, then the composed answer
+    answer = history[-1]["content"]
+    assert answer.startswith("_The model did not answer within 2 s") and "[1]" in answer and "Sources:" in answer
+    assert sources.startswith("_Composed from the knowledge base; citations checked._")
+    start = time.monotonic()
+    text, bib = app.write_action("Related work", "memory for personalized dialogue", "plain", "en", True)
+    assert time.monotonic() - start < 2 + 3 and text.startswith("_The model did not answer within 2 s") and bib
+
+
+@pytest.fixture
+def launch_app(monkeypatch):
+    """Start the app in this process on a free loopback port with the given PLRA_APP_* settings; its URL."""
+    from plra import app
+    from tests.conftest import free_port
+
+    demos = []
+
+    def launch(**variables: str) -> tuple[str, Any]:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        demo = app.build_ui()
+        port = free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        demos.append(demo)
+        return f"http://127.0.0.1:{port}/", demo
+
+    yield launch
+    for demo in demos:
+        demo.close()
+
+
+@pytest.mark.slow
+def test_a_hung_model_call_blocks_neither_papers_only_nor_its_own_worker(silent_server, launch_app):
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    url, _ = launch_app(PLRA_APP_CONCURRENCY="2")
+    client = Client(url, verbose=False)
+    start = time.monotonic()
+    asking = client.submit(QUESTION, [], "Ask", False, 0.2, api_name="/respond")
+    while asking.status().code != Status.PROCESSING:
+        assert time.monotonic() - start < 10
+        time.sleep(0.05)
+    busy, _, _ = client.predict(QUESTION, [], "Ask", False, 0.2, api_name="/respond")  # the one model slot is taken
+    assert text_of(busy[-1]).startswith("_The model is answering 1 other question(s) right now")
+    history, _, sources = client.predict(QUESTION, [], "Papers only", False, 0.2, api_name="/respond")
+    assert not asking.done() and "arxiv.org" in sources and "Sources:" in text_of(history[-1])
+    history, _, _ = asking.result(timeout=10)
+    assert time.monotonic() - start < 2 + 4, time.monotonic() - start
+    assert text_of(history[-1]).startswith("_The model did not answer within 2 s")
+
+
+@pytest.mark.slow
+def test_a_full_queue_says_the_assistant_is_busy(silent_server, launch_app):
+    import httpx
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    url, demo = launch_app(PLRA_APP_CONCURRENCY="1", PLRA_APP_QUEUE_MAX="1", PLRA_APP_REQUEST_TIMEOUT_S="8")
+    client = Client(url, verbose=False)
+    start = time.monotonic()
+    running = client.submit(QUESTION, [], "Ask", False, 0.2, api_name="/respond")  # holds the worker for 8 s
+    while running.status().code != Status.PROCESSING:
+        assert time.monotonic() - start < 10
+        time.sleep(0.05)
+    waiting = client.submit(QUESTION, [], "Papers only", False, 0.2, api_name="/respond")
+    while len(demo._queue) < 1:  # the server's count: the client hears of its place in the queue only at times
+        assert time.monotonic() - start < 6
+        time.sleep(0.05)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        client.predict(QUESTION, [], "Papers only", False, 0.2, api_name="/respond")
+    assert refused.value.response.status_code == 429  # any status but 503 shows its detail on Gradio's page
+    busy = "The assistant is busy (1 request waiting); try again in a minute."
+    assert refused.value.response.json()["detail"] == busy
+    assert "Sources:" in text_of(waiting.result(timeout=15)[0][-1])  # the waiting request is still answered
+    running.result(timeout=15)

@@ -137,6 +137,97 @@ def test_promote_requires_curation_then_moves_the_entry(kb_copy):
     assert kb.load(settings).papers["2410.03642"].title == bare["title"]
 
 
+PROMOTED = "2410.03642"
+
+
+@pytest.fixture
+def curated_incoming(kb_copy) -> tuple[Path, Path, str]:
+    """A curated entry moved back into incoming/ with the feed's fields, ready to promote; (incoming file,
+    papers file it becomes, that file's expected text)."""
+    target = kb_copy / "papers" / f"{PROMOTED}.yaml"
+    expected = kb.entry_text(kb.load(load_knowledge()).papers[PROMOTED])  # what promote writes
+    entry = kb.read_yaml(target)[0]
+    entry.update(curated=False, version=2, source_abstract="text from the feed", relevance=0.8)
+    (kb_copy / "incoming").mkdir()
+    source = kb_copy / "incoming" / target.name
+    source.write_text(kb.dump_yaml(entry))
+    target.unlink()
+    return source, target, expected
+
+
+def _fail_on(monkeypatch, name: str, path: Path) -> None:
+    """os.replace or Path.unlink raise for path alone, as if the process were killed at that step."""
+    import os
+
+    real = getattr(os, name) if name == "replace" else Path.unlink
+
+    def killed(first, *args, **kwargs):
+        if Path(args[0] if name == "replace" else first) == path:
+            raise KeyboardInterrupt(f"killed at {name} of {path.name}")
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(*((os, "replace") if name == "replace" else (Path, "unlink")), killed)
+
+
+def test_a_promote_stopped_before_its_rename_changes_nothing_and_runs_again(curated_incoming, monkeypatch):
+    source, target, expected = curated_incoming
+    settings = load_knowledge()
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        _fail_on(patched, "replace", target)
+        kb.promote(settings, PROMOTED)
+    assert source.exists() and not target.exists() and not list(target.parent.glob(".*.tmp"))
+    assert kb.promote(settings, PROMOTED) == target and target.read_text() == expected and not source.exists()
+
+
+@pytest.mark.parametrize("then", ["promote", "validate"])
+def test_a_promote_stopped_after_its_rename_is_finished_without_loss(curated_incoming, monkeypatch, then):
+    source, target, expected = curated_incoming
+    settings = load_knowledge()
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        _fail_on(patched, "unlink", source)
+        kb.promote(settings, PROMOTED)
+    assert source.exists() and target.read_text() == expected  # both: the curated one is what loads
+    knowledge = kb.load(settings, compiled=False)
+    assert knowledge.papers[PROMOTED].curated and PROMOTED not in knowledge.incoming
+    if then == "promote":
+        assert kb.promote(settings, PROMOTED) == target
+    else:
+        result = run_plra("kb", "validate")
+        assert result.returncode == 0 and f"finished the promotion of {PROMOTED}" in result.stderr, result.stderr
+    assert not source.exists() and target.read_text() == expected
+
+
+def test_an_incoming_copy_that_differs_from_the_curated_entry_is_kept_and_named(curated_incoming):
+    source, target, expected = curated_incoming
+    target.write_text(expected.replace("curated: true", "curated: true\n# edited by hand"))
+    settings = load_knowledge()
+    with pytest.raises(PlraError, match=r"already exists and is not .* promoted"):
+        kb.promote(settings, PROMOTED)
+    result = run_plra("kb", "validate")
+    assert result.returncode == 0 and f"note: {source} is ignored: {target}" in result.stderr, result.stderr
+    assert source.exists() and "edited by hand" in target.read_text()
+
+
+def test_a_kb_command_first_clears_old_temp_files_a_killed_write_left(kb_copy):
+    import os
+    import time
+
+    old = time.time() - 2 * kb.STALE_AFTER_S
+    stale = [kb_copy / "papers" / ".2304.11406.yaml.k1ll3d.tmp", kb_copy / ".compiled" / ".kb-x.json.a1b2.tmp"]
+    young = kb_copy / "papers" / ".2407.11016.yaml.wr1t1ng.tmp"  # may be a write still going
+    index_left = kb_copy / ".index-k1ll3d"
+    index_left.mkdir()
+    (index_left / "meta.json").write_text("{}")
+    for path in [*stale, young]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("half")
+    for path in [*stale, index_left]:
+        os.utime(path, (old, old))
+    result = run_plra("kb", "validate")
+    assert result.returncode == 0, result.stderr
+    assert not any(p.exists() for p in [*stale, index_left]) and young.exists()
+
+
 # ------------------------------------------------------------------------------ relevance gate (kb update)
 
 

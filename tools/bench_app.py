@@ -63,7 +63,7 @@ def main() -> None:
         start = time.perf_counter()
         try:
             history, _, sources = Client(url, verbose=False).predict(
-                QUESTIONS[i % len(QUESTIONS)], [], args.mode, "", "", 0.2, api_name="/respond"
+                QUESTIONS[i % len(QUESTIONS)], [], args.mode, False, 0.2, api_name="/respond"
             )
             ok = bool(history and history[-1]["content"]) and "arxiv.org" in sources
         except Exception as err:  # a failed request is a result here, not a crash

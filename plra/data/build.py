@@ -17,7 +17,7 @@ from plra.data import dpo, pretrain, sft, synthesis
 from plra.data.leakage import find_leaks
 from plra.data.synth import synth_command
 from plra.errors import PlraError
-from plra.io import read_jsonl, write_json_atomic
+from plra.io import check_folder_out, read_jsonl, write_json_atomic
 from plra.knowledge import kb as kb_module
 from plra.paths import REPO_ROOT
 from plra.settings import KnowledgeSettings, load_knowledge
@@ -61,8 +61,7 @@ STALE_AFTER_S = 3600  # a temp folder this old belongs to a build that crashed
 
 def check_out_dir(out_dir: Path) -> None:
     """out_dir may be new, empty, or an earlier build's; anything else is a user's folder and stays untouched."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PlraError(f"--out {out_dir} is a file: give a folder for the training files")
+    check_folder_out(out_dir, "--out", "the training files")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise PlraError(f"{out_dir} holds files that plra data build did not write; give an empty or new folder "
                         f"(nothing was changed)")  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from plra.errors import PlraError
-from plra.io import write_text_atomic
+from plra.io import check_file_out, write_text_atomic
 from plra.knowledge import kb as kb_module
 from plra.settings import load_knowledge
 from plra.types import IncomingPaper, Paper, bare_arxiv_id
@@ -153,6 +153,8 @@ def cite_command(
     out: Path = typer.Option(None, "--out", "-o", help="write to this file instead of printing"),
 ) -> None:
     """Print BibTeX (or APA) references for knowledge-base papers."""
+    if out:
+        check_file_out(out, "--out", "references.bib" if fmt == "bibtex" else "references.txt")
     papers = lookup(kb_module.load(load_knowledge()), ids)
     text = render(papers, fmt)
     if out:

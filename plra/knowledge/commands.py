@@ -12,7 +12,15 @@ import typer
 from plra.errors import PlraError
 from plra.knowledge.arxiv_client import ArxivClient
 from plra.knowledge.digest import digest, digest_line, digest_markdown
-from plra.knowledge.kb import incoming_dir, load, promote, update
+from plra.knowledge.kb import (
+    clean_stale,
+    finish_promotions,
+    incoming_dir,
+    load,
+    promote,
+    shadowed_incoming,
+    update,
+)
 from plra.knowledge.relevance import RelevanceGate, log_rejected
 from plra.prompts import check_lang
 from plra.settings import load_knowledge
@@ -31,12 +39,29 @@ def _summary_row(paper: Paper | IncomingPaper) -> dict[str, Any]:
     }
 
 
+@kb_app.callback()
+def tidy_command() -> None:
+    # Every `plra kb` command first clears what a killed one left: temp files older than kb.STALE_AFTER_S, and a
+    # promote stopped between its rename and the removal of the incoming file (finished now: nothing is lost).
+    try:
+        settings = load_knowledge()
+        clean_stale(settings)
+        finished = finish_promotions(settings)
+    except OSError:
+        return  # a read-only checkout: nothing there to clear, and reading still works
+    for arxiv_id in finished:
+        typer.echo(f"finished the promotion of {arxiv_id} that was stopped midway", err=True)
+
+
 @kb_app.command("validate")
 def validate_command() -> None:
     """Check every entry: schema, ids, years, both languages, related ids, topics. Errors name file and line."""
     kb = load(strict=False, compiled=False)
     for issue in kb.issues:
         typer.echo(str(issue), err=True)
+    for source, target in shadowed_incoming(load_knowledge()):
+        typer.echo(f"note: {source} is ignored: {target} is the curated entry of the same paper; delete the "
+                   f"incoming copy once nothing in it is still wanted", err=True)  # fmt: skip
     counts = (
         f"{len(kb.papers)} papers, {len(kb.incoming)} incoming, {len(kb.glossary)} terms, {len(kb.paths)} paths, "
         f"{len(kb.overviews)} overviews, {len(kb.claims)} claims"

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -244,7 +245,7 @@ def dump_yaml(data: dict[str, Any]) -> str:
 
 
 def write_entry(path: Path, entry: BaseModel) -> None:
-    write_text_atomic(path, dump_yaml(entry.model_dump(mode="json", exclude_defaults=False)))
+    write_text_atomic(path, entry_text(entry))
 
 
 def incoming_dir(settings: KnowledgeSettings) -> Path:
@@ -296,11 +297,9 @@ INCOMING_ONLY = (
 )  # fmt: skip
 
 
-def promote(settings: KnowledgeSettings, arxiv_id: str) -> Path:
-    """Turn an incoming entry that a person has curated by hand into a knowledge-base entry."""
-    source = incoming_dir(settings) / f"{arxiv_id.replace('/', '_')}.yaml"
-    if not source.exists():
-        raise PlraError(f"{source} does not exist: `plra kb update` fetches papers into incoming/ first")
+def _promoted(source: Path) -> tuple[Paper | None, list[Issue], dict[tuple, int]]:
+    """The curated entry an incoming file becomes (its fields without the feed's, marked curated), its problems,
+    and the file's line map."""
     try:
         data, lines = read_yaml(source)
     except YamlSyntaxError as err:
@@ -308,6 +307,39 @@ def promote(settings: KnowledgeSettings, arxiv_id: str) -> Path:
     entry = {k: v for k, v in (data or {}).items() if k not in INCOMING_ONLY}
     entry["curated"] = True
     paper, issues = validate_model(Paper, entry, source, lines)
+    return paper, issues, lines
+
+
+def entry_text(entry: BaseModel) -> str:
+    return dump_yaml(entry.model_dump(mode="json", exclude_defaults=False))
+
+
+def _is_promoted_copy(source: Path, target: Path) -> bool:
+    """Whether target is exactly what promoting source writes: a promote killed after its rename left both."""
+    try:
+        paper, _, _ = _promoted(source)
+        return paper is not None and target.read_text(encoding="utf-8") == entry_text(paper)
+    except (OSError, PlraError):
+        return False
+
+
+def promote(settings: KnowledgeSettings, arxiv_id: str) -> Path:
+    """Turn an incoming entry that a person has curated by hand into a knowledge-base entry.
+
+    The curated file is written to a temp name and renamed into papers/ (one rename: the whole entry or none),
+    then the incoming file is removed. A kill between the two leaves both, which loads as the curated entry
+    alone; the next promote, or the next `plra kb` command (finish_promotions), removes the incoming copy."""
+    source = incoming_dir(settings) / f"{arxiv_id.replace('/', '_')}.yaml"
+    target = settings.field_dir / "papers" / source.name
+    if not source.exists():
+        raise PlraError(f"{source} does not exist: `plra kb update` fetches papers into incoming/ first")
+    if target.exists():
+        if _is_promoted_copy(source, target):
+            source.unlink(missing_ok=True)  # finish the promote a kill interrupted
+            return target
+        raise PlraError(f"{target} already exists and is not {source} promoted: curated entries are never "
+                        f"overwritten; delete {source} if {target.name} in papers/ is right")  # fmt: skip
+    paper, issues, lines = _promoted(source)
     if paper is not None:
         knowledge = load(settings, strict=False)
         known = set(knowledge.papers)
@@ -321,13 +353,74 @@ def promote(settings: KnowledgeSettings, arxiv_id: str) -> Path:
             for t in paper.topics
             if t not in knowledge.topics
         ]
-    if issues:
+    if issues or paper is None:
         needed = "summary_en, summary_zh, topics, key_findings (in your own words)"
         shown = "\n  ".join(str(i) for i in issues)
         raise PlraError(f"{arxiv_id} is not ready to promote; add {needed}:\n  {shown}")
-    target = settings.field_dir / "papers" / source.name
-    if target.exists():
-        raise PlraError(f"{target} already exists: curated entries are never overwritten")
-    write_entry(target, paper)
+    write_text_atomic(target, entry_text(paper))
     source.unlink()
     return target
+
+
+def finish_promotions(settings: KnowledgeSettings) -> list[str]:
+    """Remove each incoming file whose curated entry is exactly it promoted (a promote killed between its rename
+    and the removal); the ids finished. A copy that differs stays, and `plra kb validate` names it."""
+    finished = []
+    for source in sorted(incoming_dir(settings).glob("*.yaml")):
+        target = settings.field_dir / "papers" / source.name
+        if target.exists() and _is_promoted_copy(source, target):
+            source.unlink(missing_ok=True)
+            finished.append(source.stem.replace("_", "/"))
+    return finished
+
+
+def shadowed_incoming(settings: KnowledgeSettings) -> list[tuple[Path, Path]]:
+    """(incoming file, curated file) pairs of one id: the incoming copy is ignored while the curated one exists."""
+    pairs = []
+    for source in sorted(incoming_dir(settings).glob("*.yaml")):
+        target = settings.field_dir / "papers" / source.name
+        if target.exists():
+            pairs.append((source, target))
+    return pairs
+
+
+STALE_AFTER_S = 15 * 60  # a temp file or index folder this old belongs to a write that was killed
+
+
+def clean_stale(settings: KnowledgeSettings, now: float | None = None) -> list[Path]:
+    """Remove what killed writes left in the knowledge base: `.NAME.*.tmp` files (plra.io's atomic writes) and
+    `.index-*` folders (a search-index rebuild), when older than STALE_AFTER_S; the paths removed. Younger ones
+    may belong to a write still going, and an index folder is left alone while another process rebuilds."""
+    import fcntl
+    import shutil
+
+    root = settings.field_dir
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    removed = []
+
+    def old(path: Path) -> bool:
+        try:
+            return path.stat().st_mtime < cutoff
+        except OSError:  # gone meanwhile: its writer finished
+            return False
+
+    folders = [root, *(root / name for name in ("papers", "incoming", "overviews", "claims", "templates"))]
+    for folder in [*folders, root / COMPILED_DIR]:
+        for tmp in folder.glob(".*.tmp"):
+            if tmp.is_file() and old(tmp):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    lock = root / ".index.lock"  # plra.knowledge.retrieval.rebuild_lock's file
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return removed  # a rebuild is under way: its folders are not stale
+        try:
+            for folder in root.glob(".index-*"):
+                if folder.is_dir() and old(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return removed
