@@ -295,90 +295,197 @@ RELATED_WORK_INSTRUCTIONS = {
     "每一句都必须以 [arXiv:编号] 引用至少一篇资料中的论文，不得引用其他论文。"
     "把相近的工作归在一起，并说明各方法的差异。",
 }
-# The knowledge-base draft: one sentence a paper, grouped by topic. {who}: short name; {what}: its finding;
-# {s}: the verb's -s when {who} is one name.
-RELATED_WORK_TOPIC_OPENING = {
-    "en": "{label} has been studied from several angles.",
-    "zh": "关于{label}，已有多项研究从不同角度展开。",
-}
-RELATED_WORK_SENTENCE = {
-    "en": [
-        "{who} {cite} show{s} that {what}",
-        "{who} {cite} find{s} that {what}",
-        "{who} {cite} report{s} that {what}",
-    ],
-    "zh": ["{who} {cite} 的研究中，{what}", "{who} {cite} 指出，{what}", "{who} {cite} 发现，{what}"],
-}
 RELATED_WORK_TITLE = {"en": "Related Work", "zh": "相关工作"}
+# The knowledge-base draft (plra.research.write): paragraphs built from a topic's overview and claims. These are the
+# only sentences it writes itself; everything else is the curated synthesis, cited as written.
+RELATED_WORK_MATERIAL = {
+    "en": "The field's synthesis on this topic, already cited (keep its citations, add none):\n{material}",
+    "zh": "该主题在本领域的综述材料（已标注引用；保留其引用，不要添加其他引用）：\n{material}",
+}
+# A newer paper attached to a theme: {name} {cite}, {verb} agreeing with {name}, {finding} as a clause.
+RELATED_WORK_NEWER = {
+    "en": "More recently, {name} {cite} {verb} that {finding}.",
+    "zh": "{name}{cite}是这一方向较新的工作：{finding}。",
+}
+RELATED_WORK_VERBS = {"singular": "shows", "plural": "show"}
+# The parts of an overview no family takes: how the topic is measured, and what stays open.
+RELATED_WORK_LEFTOVER = {
+    "evidence": {"en": "Benchmarks and evidence", "zh": "评测基准与证据"},
+    "open": {"en": "Open problems", "zh": "开放问题"},
+    "both": {"en": "Data and open problems", "zh": "数据与开放问题"},
+}
+# Without an overview: papers grouped by what they share. {names} joined, {cites} one marker each.
+RELATED_WORK_GROUP = {
+    "dataset": {
+        "en": "{names} use {attr} as a common testbed {cites}.",
+        "zh": "{names}都以 {attr} 作为评测基准{cites}。",
+    },
+    "method": {"en": "{names} build on {attr} {cites}.", "zh": "{names}都建立在{attr}之上{cites}。"},
+    "keyword": {"en": "{names} address {attr} {cites}.", "zh": "{names}都关注{attr}{cites}。"},
+    "topic": {"en": "{names} work on {attr} {cites}.", "zh": "{names}都研究{attr}{cites}。"},
+    # They differ in what the group does not share: the methods of a data group, the data of a method group.
+    "differ_methods": {
+        "en": "They differ in method: {x} in {a} {ca}, {y} in {b} {cb}.",
+        "zh": "二者方法不同：{a}{ca}依靠{x}，{b}{cb}则依靠{y}。",
+    },
+    "differ_data": {
+        "en": "They apply it to different data: {x} in {a} {ca}, {y} in {b} {cb}.",
+        "zh": "二者用于不同的数据：{a}{ca}用于{x}，{b}{cb}用于{y}。",
+    },
+}
 
-# `plra ideas`: one research direction from two knowledge-base papers that nothing in the base connects.
-IDEA_KINDS = {
-    "transfer": {
+# `plra ideas`: directions from the overviews' open problems and from claims whose evidence is mixed or conditional.
+# The experiment a gap calls for depends on what kind of gap it is (plra.research.ideas.GAP_KINDS). Fields:
+# {base} a baseline method with its citation, {base_detail} its method, {data} a benchmark dataset with its
+# citation, {metric}, {other} a second method or benchmark, {focus} what the gap is about.
+IDEA_EXPERIMENTS = {
+    "time": {
         "en": {
-            "title": "Evaluate {method_name} on {benchmark_name}",
-            "gap": "{method_name} {m} was evaluated on {method_data}, and {benchmark_name} {b} provides "
-            "{benchmark_data}; the knowledge base records no result of the one on the other.",
-            "experiment": "Run {method_name} ({method_detail}) on {benchmark_data} with the protocol of "
-            "{benchmark_name} and compare with the baselines it reports, by {metric}.",
-            "risk": "{benchmark_name}'s users and tasks may differ from the setting {method_name} was designed for, "
-            "so a weak result may reflect a task mismatch rather than the method.",
+            "experiment": "Order {data} in time and add later turns that revise facts or preferences stated earlier, "
+            "then run {base} ({base_detail}) with and without an explicit update step that overwrites or time-stamps "
+            "superseded entries; score {metric} on the items whose answer changed.",
+            "result": "A gain on the changed items that costs nothing on the unchanged ones; if {base_name} "
+            "already handles them, the gap lies in acting on updated evidence rather than in storing it.",
         },
         "zh": {
-            "title": "在 {benchmark_name} 上评测 {method_name}",
-            "gap": "{method_name} {m} 的评测使用了 {method_data}，而 {benchmark_name} {b} 提供了 {benchmark_data}；"
-            "知识库中没有前者在后者上的结果。",
-            "experiment": "按 {benchmark_name} 的评测协议，在 {benchmark_data} 上运行 "
-            "{method_name}（{method_detail}），以 {metric} 与其报告的基线比较。",
-            "risk": "{benchmark_name} 的用户与任务可能与 {method_name} 的设计场景不同，"
-            "结果不佳也可能源于任务不匹配而非方法本身。",
+            "experiment": "按时间顺序排列 {data}，并加入修正先前所述事实或偏好的后续轮次；分别运行带与不带显式更新步骤"
+            "（覆盖或为过时条目加时间戳）的 {base}（{base_detail}），只在答案发生变化的样例上计算 {metric}。",
+            "result": "在答案变化的样例上有提升，且不损害答案未变的样例；若 {base_name} 本就能处理，"
+            "说明难点在于依据更新后的证据行动，而不在于存储。",
         },
     },
-    "combine": {
+    "realism": {
         "en": {
-            "title": "Combine {method_name} with {other_name}",
-            "gap": "{method_name} {m} ({method_topic}) and {other_name} {o} ({other_topic}) address personalization "
-            "from different sides, and neither is linked to the other in the knowledge base.",
-            "experiment": "Add {other_detail} from {other_name} to {method_detail} from {method_name} and measure "
-            "{metric} on {benchmark_data} ({benchmark_name} {b}) against each alone.",
-            "risk": "The gains may not add up when both are used, and the combination costs more compute and "
-            "user data than either part.",
+            "experiment": "Run {base} ({base_detail}) on {data} and on {other} with the same backbone and budget, "
+            "scoring each with its own metric ({metric}; {other_metric}).",
+            "result": "The size and sign of the change from {data_name} to {other_name}: a large drop shows that "
+            "conclusions drawn on synthetic users do not transfer; a small one licenses the cheaper synthetic "
+            "protocol.",
         },
         "zh": {
-            "title": "结合 {method_name} 与 {other_name}",
-            "gap": "{method_name} {m}（{method_topic}）与 {other_name} {o}（{other_topic}）从不同侧面处理个性化，"
-            "知识库中二者没有关联。",
-            "experiment": "在 {method_name} 的 {method_detail} 上加入 {other_name} 的 {other_detail}，"
-            "在 {benchmark_data}（{benchmark_name} {b}）上以 {metric} 与单独使用二者比较。",
-            "risk": "二者合用时收益未必叠加，且组合比单独任一部分需要更多算力与用户数据。",
+            "experiment": "用相同的基座模型和预算，在 {data} 与 {other} 上运行 {base}（{base_detail}），"
+            "各用其自身指标（{metric}；{other_metric}）评分。",
+            "result": "从 {data_name} 到 {other_name} 的变化幅度与方向：大幅下降说明在合成用户上得出的结论不能迁移；"
+            "变化很小则说明可以放心使用成本更低的合成评测。",
+        },
+    },
+    "judge": {
+        "en": {
+            "experiment": "On {data}, have human raters (ideally the people the outputs are meant for) and an LLM "
+            "judge score the same outputs of {base} and of {other}, and report their agreement next to {metric}.",
+            "result": "An agreement figure between judge and people on these outputs; low agreement means "
+            "judge-based gains in {topic} have to be rechecked with people.",
+        },
+        "zh": {
+            "experiment": "在 {data} 上，请人类评分者（最好是这些输出所面向的人）与大模型评审为 {base} 和 {other} "
+            "的同一批输出打分，并在 {metric} 之外报告二者的一致性。",
+            "result": "评审与人在这些输出上的一致性数字；一致性低意味着{topic}中基于评审的收益需要用人重新核验。",
+        },
+    },
+    "protocol": {
+        "en": {
+            "experiment": "Re-run {base} and {other} on {data} under one protocol: the same backbone, the same history "
+            "budget, the same metric ({metric}) and several seeds.",
+            "result": "A ranking that survives the shared protocol, or one that reverses, which would show that the "
+            "reported gains reflect each paper's own setup.",
+        },
+        "zh": {
+            "experiment": "在 {data} 上以统一协议重跑 {base} 与 {other}：相同基座、相同历史长度预算、"
+            "相同指标（{metric}），"
+            "多个随机种子。",
+            "result": "在统一协议下依然成立的排序，或发生反转的排序；后者说明已报告的收益来自各论文自己的设置。",
+        },
+    },
+    "data": {
+        "en": {
+            "experiment": "On {data}, give {base} ({base_detail}) 1, 5, 20 and 100 examples per user and compare it at "
+            "each point with {other}, scoring {metric}.",
+            "result": "The amount of user data at which {base_name} overtakes {other_name}, with confidence intervals: "
+            "that curve says when per-user adaptation pays off.",
+        },
+        "zh": {
+            "experiment": "在 {data} 上为 {base}（{base_detail}）分别提供每位用户 1、5、20、100 条样例，"
+            "在每个数据量上与 {other} 比较 {metric}。",
+            "result": "{base_name} 超过 {other_name} 所需的用户数据量及其置信区间：这条曲线说明逐用户适配何时值得。",
         },
     },
     "risk": {
         "en": {
-            "title": "Does {method_name} raise the risks {other_name} describes?",
-            "gap": "{method_name} {m} makes a model follow its user more closely, while {other_name} {o} "
-            "documents a risk of doing so ({other_topic}); the knowledge base has no measurement of that risk "
-            "for {method_name}.",
-            "experiment": "Personalize a model with {method_detail} as in {method_name}, then apply the measurement "
-            "of {other_name} ({other_detail}) and compare with the unpersonalized model, by {metric}.",
-            "risk": "The risk measure may not transfer to {method_name}'s tasks, and probing for harms needs care "
-            "with user data and ethics review.",
+            "experiment": "Personalize with {base} ({base_detail}) on {data} and measure the side effect with the "
+            "protocol of {other} ({other_metric}) next to {metric}, against the unpersonalized model.",
+            "result": "The trade-off between personalization gain and side effect; a variant that keeps the gain "
+            "without raising the side effect would close the gap.",
         },
         "zh": {
-            "title": "{method_name} 是否会加剧 {other_name} 所描述的风险？",
-            "gap": "{method_name} {m} 让模型更贴近用户，而 {other_name} {o} 记录了这样做的风险（{other_topic}）；"
-            "知识库中没有针对 {method_name} 的该风险测量。",
-            "experiment": "按 {method_name} 的做法用 {method_detail} 个性化一个模型，再采用 {other_name} 的测量方式"
-            "（{other_detail}），以 {metric} 与未个性化的模型比较。",
-            "risk": "该风险指标未必适用于 {method_name} 的任务；探测危害时需谨慎对待用户数据并经过伦理审查。",
+            "experiment": "在 {data} 上用 {base}（{base_detail}）做个性化，"
+            "按 {other} 的协议（{other_metric}）测量副作用，"
+            "同时报告 {metric}，并与未个性化的模型比较。",
+            "result": "个性化收益与副作用之间的权衡；能保住收益而不增加副作用的变体，才算填补了这一空白。",
+        },
+    },
+    "cost": {
+        "en": {
+            "experiment": "Run {base} ({base_detail}) on {data} and record {metric} together with latency, "
+            "compute and storage per user, against {other}.",
+            "result": "A point on the accuracy-cost frontier that dominates {base_name}, or evidence that the cost "
+            "cannot fall without losing {metric}.",
+        },
+        "zh": {
+            "experiment": "在 {data} 上运行 {base}（{base_detail}），"
+            "同时记录 {metric} 与每位用户的延迟、算力和存储开销，"
+            "并与 {other} 比较。",
+            "result": "在准确率-成本前沿上优于 {base_name} 的一点，或证明成本无法在不损失 {metric} 的前提下降低。",
+        },
+    },
+    "method": {
+        "en": {
+            "experiment": "Run {base} ({base_detail}) on {data} and report {metric} separately for the cases that "
+            "turn on {focus} and for the rest; then add one component aimed at {focus} and compare it with the "
+            "unmodified {base_name} on both.",
+            "result": "A gain on the cases that turn on {focus}, beyond seed-to-seed variance, that leaves the rest "
+            "of {data_name} intact; no gain would locate the problem outside what {base_name} can represent.",
+        },
+        "zh": {
+            "experiment": "在 {data} 上运行 {base}（{base_detail}），分别报告与“{focus}”相关的样例和其余样例上的 "
+            "{metric}；再加入一个针对“{focus}”的组件，与未改动的 {base_name} 在两部分上比较。",
+            "result": "与“{focus}”相关的样例上超出随机种子波动的提升，且 {data_name} 其余部分不受影响；"
+            "若没有提升，说明问题超出了 {base_name} 的表示能力。",
         },
     },
 }
+IDEA_WHY_NOW = {
+    "en": "The newest evidence is {name} ({year}) {cite}: {finding}.",
+    "zh": "最新的证据来自 {name}（{year}）{cite}：{finding}。",
+}
+IDEA_ACTIVE = {
+    "en": "The knowledge base holds {n} papers on {topic} from {year}.",
+    "zh": "知识库中有 {n} 篇 {year} 年关于{topic}的论文。",
+}
+IDEA_CONDITIONS = {"en": "The evidence holds only so far: {text}", "zh": "这些证据有其限定：{text}"}
+IDEA_LABELS = {
+    "en": ("Gap", "Why now", "First experiment", "What would count as a result", "Pitch", "From"),
+    "zh": ("研究空白", "为何是现在", "第一个实验", "怎样算有结果", "阐述", "来源"),
+}
+IDEA_SOURCES = {
+    "open_problem": {"en": "an open problem of {topic}", "zh": "{topic}的开放问题"},
+    "mixed_evidence": {
+        "en": "mixed evidence on {topic} (claim {claim})",
+        "zh": "{topic}上相互矛盾的证据（论断 {claim}）",
+    },
+    "conditional": {
+        "en": "conditional evidence on {topic} (claim {claim})",
+        "zh": "{topic}上有条件成立的证据（论断 {claim}）",
+    },
+}
+IDEA_NONE = {"en": "the non-personalized model", "zh": "未个性化的模型"}
+IDEA_THIS_GAP = {"en": "this gap", "zh": "这一空白"}  # what a gap is about, when its sentence names no subject
 IDEA_REWRITE_INSTRUCTIONS = {
     "en": (
-        "Rewrite the research idea below as one persuasive paragraph in English for a research proposal. Keep "
-        "every [arXiv:ID] citation as it is and add no other paper."
+        "Rewrite the research idea below as one persuasive paragraph in English for a research proposal, using the "
+        "material for its background. Keep every [arXiv:ID] citation as it is and add no other paper."
     ),
-    "zh": "请把下面的研究设想改写成研究计划中一段有说服力的中文段落。保留所有 [arXiv:编号] 引用，不要加入其他论文。",
+    "zh": "请参考材料，把下面的研究设想改写成研究计划中一段有说服力的中文段落。"
+    "保留所有 [arXiv:编号] 引用，不要加入其他论文。",
 }
 
 # Rewriting a follow-up into a standalone question before retrieval (plra.assistant.conversation).
