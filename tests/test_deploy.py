@@ -37,7 +37,8 @@ def run_script(script: str, *args: str, env: dict[str, str], cwd: Path) -> subpr
 
 
 def test_turbomind_argv_for_the_gpu_profiles():
-    for profile, cache, batch in (("internlm2-7b", "0.4", "32"), ("internlm2-1.8b", "0.5", "64")):
+    gpu_profiles = (("internlm2-7b", "0.4", "32"), ("internlm2-1.8b", "0.5", "64"), ("internlm3-8b", "0.5", "32"))
+    for profile, cache, batch in gpu_profiles:
         [proc] = dry("--profile", profile)
         model = proc["argv"][3]
         assert model.endswith("-awq-w4a16")

@@ -8,7 +8,9 @@ from tests.conftest import run_plra
 
 
 def test_profiles_shipped():
-    assert available_profiles() == ["deepseek-v2-lite", "internlm2-1.8b", "internlm2-7b", "llama3-8b", "tiny"]
+    assert available_profiles() == [
+        "deepseek-v2-lite", "internlm2-1.8b", "internlm2-7b", "internlm3-8b", "llama3-8b", "tiny"
+    ]  # fmt: skip
 
 
 def test_profile_defaults_come_from_the_profile_file(isolated_config):
@@ -79,5 +81,5 @@ def test_unknown_profile_is_one_clear_line(isolated_config):
     result = run_plra("model", "fetch", "--profile", "gpt-9")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    choices = "deepseek-v2-lite, internlm2-1.8b, internlm2-7b, llama3-8b, tiny"
+    choices = "deepseek-v2-lite, internlm2-1.8b, internlm2-7b, internlm3-8b, llama3-8b, tiny"
     assert lines == [f"error: unknown profile 'gpt-9': choose one of {choices}"]

