@@ -1,10 +1,12 @@
-# PLLM-Bench on Hugging Face models loaded directly (base and merged tuned), on a CPU or GPUs.
+# PLLM-Bench on Hugging Face models loaded directly (base and merged tuned), on a CPU or GPUs: choices by
+# loss, open questions by generation.
 # `plra eval --profile P` sets: PLRA_EVAL_MODELS (JSON list of {"abbr", "path"}), PLRA_EVAL_DEVICE (cpu|cuda),
 # PLRA_EVAL_MAX_OUT_LEN, PLRA_EVAL_BATCH_SIZE, plus the dataset variables of plllm_datasets.py.
 # By hand (any model folder):
 #   PLRA_EVAL_MODELS='[{"abbr": "base", "path": "models/smollm2-135m-instruct"}]' opencompass eval/eval_plllm_hf.py
 from mmengine.config import read_base
-from opencompass.models import HuggingFacewithChatTemplate
+
+from plra.toolchain.workers.oc_models import ChatModelWithLoss
 
 with read_base():
     from .plllm_datasets import datasets  # noqa: F401
@@ -18,7 +20,7 @@ batch_size = int(__import__("os").environ.get("PLRA_EVAL_BATCH_SIZE", "4"))
 
 models = [
     dict(
-        type=HuggingFacewithChatTemplate,
+        type=ChatModelWithLoss,  # the chat-template model, with option scoring by loss
         abbr=spec["abbr"],
         path=spec["path"],
         tokenizer_path=spec["path"],  # local files only: the hub is never asked

@@ -1,25 +1,29 @@
-# PLLM-Bench for OpenCompass: MCQ with CircularEval, open QA with key-point recall (and an LLM judge when
-# PLRA_JUDGE_URL is set), attribution by arXiv id. `plra eval` writes the prepared files (with or without
-# retrieved knowledge-base passages in the prompt) to $PLRA_EVAL_DATA/<variant>/ and lists the variants in
-# PLRA_EVAL_VARIANTS. mmengine parses configs with lazy imports, so the standard library is reached through
-# __import__.
-from opencompass.datasets.custom import CircularCustomDataset, CircularOptionSimAccEvaluator, CustomDataset
+# PLLM-Bench for OpenCompass. Choice sets (MCQ, and attribution: which paper says this?) are scored by loss
+# with the perplexity inferencer (the option whose reply the model finds most likely), each question in
+# every rotation of its options (CircularEval; `plra eval` writes the rotations as rows with qid and
+# rotation); served models (no loss over the API) answer them by generation instead. Open QA: generation
+# and key-point recall (and an LLM judge when PLRA_JUDGE_URL is set). `plra eval` writes the prepared files
+# (with or without retrieved knowledge-base passages in the prompt) to $PLRA_EVAL_DATA/<variant>/, lists
+# the variants in PLRA_EVAL_VARIANTS and the scoring in PLRA_EVAL_SCORING (loss or generate). mmengine
+# parses configs with lazy imports, so the standard library is reached through __import__.
+from opencompass.datasets.custom import CustomDataset, OptionSimAccEvaluator
 from opencompass.datasets.generic import generic_llmjudge_postprocess
 from opencompass.evaluator import GenericLLMEvaluator
 from opencompass.models import OpenAISDK
-from opencompass.openicl.icl_inferencer import GenInferencer
+from opencompass.openicl.icl_evaluator import AccEvaluator
+from opencompass.openicl.icl_inferencer import GenInferencer, PPLInferencer
 from opencompass.openicl.icl_prompt_template import PromptTemplate
 from opencompass.openicl.icl_retriever import ZeroRetriever
 
-from plra.toolchain.workers.oc_evaluators import AttributionEvaluator, KeyPointRecallEvaluator
+from plra.toolchain.workers.oc_evaluators import KeyPointRecallEvaluator
 
 data_root = __import__("os").environ.get("PLRA_EVAL_DATA", "reports/eval/data")
 variants = __import__("os").environ.get("PLRA_EVAL_VARIANTS", "norag").split(",")
+by_loss = __import__("os").environ.get("PLRA_EVAL_SCORING", "loss") == "loss"
 options = ["A", "B", "C", "D"]
 
-mcq_prompt = "{question}\nA. {A}\nB. {B}\nC. {C}\nD. {D}\nAnswer with the letter of the correct option."
+choice_prompt = "{question}\nA. {A}\nB. {B}\nC. {C}\nD. {D}\nAnswer with the letter of the correct option."
 qa_prompt = "{question}"
-attribution_prompt = "{question}\nName the paper and give its arXiv id."
 judge_url = __import__("os").environ.get("PLRA_JUDGE_URL", "")
 judge_tokenizer = __import__("os").environ.get("PLRA_EVAL_TOKENIZER", "models/smollm2-135m-instruct")
 judge_prompt = (
@@ -28,27 +32,35 @@ judge_prompt = (
     "Reply with one letter: A (correct) or B (incorrect)."
 )
 
+
+def choice_set(name, variant):
+    """A four-option set: by loss, the option whose letter the model finds most likely as its reply."""
+    if by_loss:
+        template = {
+            o: dict(round=[dict(role="HUMAN", prompt=choice_prompt), dict(role="BOT", prompt=o)]) for o in options
+        }
+        inferencer, evaluator = dict(type=PPLInferencer), dict(type=AccEvaluator)
+    else:
+        template = dict(round=[dict(role="HUMAN", prompt=choice_prompt), dict(role="BOT", prompt="{answer}")])
+        inferencer, evaluator = dict(type=GenInferencer), dict(type=OptionSimAccEvaluator, options=options)
+    return dict(
+        abbr=f"plllm_{name}_{variant}",
+        type=CustomDataset,
+        path=f"{data_root}/{variant}/{name}.jsonl",
+        reader_cfg=dict(input_columns=["question", "A", "B", "C", "D"], output_column="answer"),
+        infer_cfg=dict(
+            prompt_template=dict(type=PromptTemplate, template=template),
+            retriever=dict(type=ZeroRetriever),
+            inferencer=inferencer,
+        ),
+        eval_cfg=dict(evaluator=evaluator, pred_role="BOT"),
+    )
+
+
 datasets = []
 for variant in variants:
-    datasets.append(
-        dict(
-            abbr=f"plllm_mcq_{variant}",
-            type=CircularCustomDataset,
-            path=f"{data_root}/{variant}/mcq.jsonl",
-            option_keys=options,
-            answer_key="answer",
-            reader_cfg=dict(input_columns=["question", "A", "B", "C", "D"], output_column="answer"),
-            infer_cfg=dict(
-                prompt_template=dict(
-                    type=PromptTemplate,
-                    template=dict(round=[dict(role="HUMAN", prompt=mcq_prompt), dict(role="BOT", prompt="{answer}")]),
-                ),
-                retriever=dict(type=ZeroRetriever),
-                inferencer=dict(type=GenInferencer),
-            ),
-            eval_cfg=dict(evaluator=dict(type=CircularOptionSimAccEvaluator, options=options), pred_role="BOT"),
-        )
-    )
+    datasets.append(choice_set("mcq", variant))
+    datasets.append(choice_set("attribution", variant))
     datasets.append(
         dict(
             abbr=f"plllm_qa_{variant}",
@@ -108,19 +120,3 @@ for variant in variants:
                 ),
             )
         )
-    datasets.append(
-        dict(
-            abbr=f"plllm_attribution_{variant}",
-            type=CustomDataset,
-            path=f"{data_root}/{variant}/attribution.jsonl",
-            reader_cfg=dict(input_columns=["question"], output_column="reference"),
-            infer_cfg=dict(
-                prompt_template=dict(
-                    type=PromptTemplate, template=dict(round=[dict(role="HUMAN", prompt=attribution_prompt)])
-                ),
-                retriever=dict(type=ZeroRetriever),
-                inferencer=dict(type=GenInferencer),
-            ),
-            eval_cfg=dict(evaluator=dict(type=AttributionEvaluator), pred_role="BOT"),
-        )
-    )

@@ -25,7 +25,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from plra.errors import PlraError
 from plra.paths import REPO_ROOT
@@ -47,6 +47,9 @@ class ProfileSettings(BaseModel):
     device: Literal["cpu", "cuda"] = "cpu"
     train_method: Literal["lora", "qlora", "full"] = "lora"
     xtuner_config: str
+    # The training stages the pipeline runs, in order; each starts from the one before's merged model. The
+    # pipeline serves and evaluates the SFT output, so the recipe ends with "sft".
+    train_recipe: list[Literal["pretrain", "sft", "dpo"]] = ["sft"]
     quant_group_size: int = 128
     calib_samples: int = 128
     calib_seqlen: int = 2048
@@ -59,7 +62,9 @@ class ProfileSettings(BaseModel):
     max_batch_size: int | None = None
     session_len: int | None = None
     tp: int | None = None
-    eval_limit: int | None = None
+    eval_limit: int | None = None  # questions per set, every set (None: the whole MCQ and attribution sets)
+    eval_qa_limit: int | None = None  # open questions: a fixed stratified sample of this many (None: eval_limit)
+    eval_rotations: int = 4  # CircularEval: each choice question in this many rotations of its options (1-4)
     eval_batch_size: int = 8
     eval_max_out_len: int = 256
     # How long a client waits for the served model: a fixed allowance for the prompt plus one per new
@@ -67,6 +72,21 @@ class ProfileSettings(BaseModel):
     client_timeout_s: float = 120.0
     client_seconds_per_token: float = 0.0
     answer_max_tokens: int = 512  # example answers and the agent's turns in the pipeline's last stage
+
+    @field_validator("train_recipe", mode="before")
+    @classmethod
+    def _split_recipe(cls, value: Any) -> Any:
+        # PLRA_TRAIN_RECIPE arrives as one string: "pretrain,sft".
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("train_recipe")
+    @classmethod
+    def _check_recipe(cls, value: list[str]) -> list[str]:
+        if not value or value[-1] != "sft":
+            raise ValueError("the recipe must end with sft (the pipeline serves and evaluates the SFT model)")
+        if len(set(value)) != len(value):
+            raise ValueError("each stage may appear once in the recipe")
+        return value
 
     @property
     def is_embedded(self) -> bool:

@@ -216,3 +216,25 @@ def test_a_rebuild_replaces_its_own_folder_and_clears_a_crashed_builds_leftovers
     data_build.build(settings, out, seed=1, log=lambda _m: None)
     assert json.loads((out / "manifest.json").read_text())["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_heldout_papers_are_never_trained_on_and_no_benchmark_question_is_about_them(built):
+    from plra.data import heldout
+
+    out, manifest, knowledge = built
+    held = set(manifest["heldout"]["papers"])
+    documents = _rows(out / "heldout.jsonl")
+    assert {d["id"] for d in documents} == held and len(held) >= 0.04 * len(knowledge.papers)
+    settings = load_knowledge({"datasets_dir": FIELD_DIR.parent})
+    assert not held & heldout.benchmark_papers(row for _, row in data_build.benchmark_rows(settings))
+    forbidden = heldout.paper_grams(knowledge, held)
+    for name in ("pretrain.jsonl", "sft_records.jsonl", "dpo_records.jsonl"):
+        for item in _rows(out / name):
+            assert not held & set(item.get("sources", [])), (name, item.get("id"))
+            assert not forbidden & heldout.grams(heldout.item_text(item)), (name, item.get("id"))
+    # The guard would have caught a training item that quotes a held-out summary.
+    paper = knowledge.papers[sorted(held)[0]]
+    quoting = {"id": "x", "messages": [{"role": "assistant", "content": f"As shown, {paper.summary_en}"}]}
+    assert heldout.keep_out([quoting], held, forbidden) == ([], 1)
+    # One paper in ten by a hash of its id: the split does not move when other papers come or go.
+    assert heldout.heldout_ids(knowledge, set()) >= held

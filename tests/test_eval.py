@@ -1,5 +1,6 @@
 import collections
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -90,13 +91,15 @@ def test_opencompass_accepts_the_slurm_command(tmp_path, tiny_model_dir):
 def _check_summary(summary: dict, models: set[str], variants: set[str]) -> None:
     results = summary["results"]
     assert {r["model"] for r in results} == models and {r["variant"] for r in results} == variants
-    assert all(0 <= r["value"] <= 100 for r in results)
+    for r in results:
+        assert 0 <= r["value"] <= 100
+        if "low" in r:  # every per-question score carries its bootstrap interval
+            assert r["low"] <= r["value"] <= r["high"] and r["n"] >= 1
     for model in models:
         for variant in variants:
-            mcq = summary["table"][model][variant]["mcq"]
-            assert mcq["perf_circular"] <= mcq["acc_origin"]  # CircularEval is never easier than one pass
-            assert "key_point_recall" in summary["table"][model][variant]["qa"]
-            assert "accuracy" in summary["table"][model][variant]["attribution"]
+            table = summary["table"][model][variant]
+            assert {"acc_origin"} <= set(table["mcq"]) and {"acc_origin"} <= set(table["attribution"])
+            assert "key_point_recall" in table["qa"]
 
 
 @pytest.mark.slow
@@ -108,6 +111,9 @@ def test_opencompass_on_the_tiny_base_model_with_and_without_retrieval():
     run_dir = Path(summary["dir"])
     assert json.loads((run_dir / "summary.json").read_text())["results"] == summary["results"]
     assert (run_dir / "summary.png").stat().st_size > 5000 and "| base | rag |" in (run_dir / "summary.md").read_text()
+    # Choice questions were scored by loss: each prediction is one of the four letters, in every row.
+    predictions = evaluate._predictions(run_dir / "opencompass", "base", "plllm_mcq_norag")
+    assert len(predictions) == 3 and {p["prediction"] for p in predictions} <= set("ABCD")
     rag_prompt = json.loads((run_dir / "data" / "rag" / "qa.jsonl").read_text().splitlines()[0])["question"]
     assert "arXiv:" in rag_prompt  # the retrieval variant carries knowledge-base passages
     compared = json.loads(run_plra("eval", "--compare", str(run_dir), str(run_dir), "--json").stdout)
@@ -129,3 +135,75 @@ def test_opencompass_through_the_cpu_server(tiny_model_dir):
     assert "self-judging is weak" in result.stderr
     judged = summary["table"]["served"]["norag"]["qajudge"]  # GenericLLMEvaluator, the served model as judge
     assert judged and all(0 <= v <= 100 for v in judged.values())
+
+
+def test_choice_rows_rotate_options_and_keep_the_gold_answer():
+    rows = evaluate.rotations("q1", "Which?", ["right", "w1", "w2", "w3"], 0, count=4)
+    assert [r["rotation"] for r in rows] == [0, 1, 2, 3]
+    assert [r[r["answer"]] for r in rows] == ["right"] * 4  # the gold letter follows its option
+    assert len({r["answer"] for r in rows}) == 4  # ... into every position
+    with pytest.raises(PlraError, match="eval_rotations must be between 1 and 4"):
+        evaluate.rotations("q1", "Which?", ["a", "b", "c", "d"], 0, count=5)
+
+
+def test_stratified_sample_is_fixed_and_covers_every_stratum():
+    rows = [{"id": f"q{i}", "lang": lang, "topic": topic, "question": f"q{i}"}
+            for i, (lang, topic) in enumerate([(lang, t) for lang in ("en", "zh") for t in "abc"] * 5)]  # fmt: skip
+    sample = evaluate.stratified(rows, 6)
+    assert {(r["lang"], r["topic"]) for r in sample} == {(lang, t) for lang in ("en", "zh") for t in "abc"}
+    assert sample == evaluate.stratified(list(reversed(rows)), 6)  # the same sample whatever the file order
+
+
+def test_attribution_candidates_are_the_gold_paper_and_three_of_its_topic():
+    papers = kb.load(load_knowledge()).papers
+    row = next(r for r in evaluate.load_benchmark(load_knowledge().field_dir / "benchmark", "attribution"))
+    choices, gold = evaluate.attribution_choices(row, papers)
+    assert len(set(choices)) == 4 and choices[gold].startswith(papers[row["answer"]].title)
+    titles = {f"{p.title} ({p.year})": p for p in papers.values()}
+    assert all(row["topic"] in titles[c].topics for c in choices)
+    assert evaluate.attribution_choices(row, papers) == (choices, gold)  # deterministic
+
+
+def _fake_predictions(root: Path, model: str, abbr: str, letters: list[str]) -> None:
+    folder = root / "20260101_000000" / "predictions" / model
+    folder.mkdir(parents=True, exist_ok=True)
+    half = len(letters) // 2  # two shards, as OpenCompass splits a large set
+    for shard, part in enumerate((letters[:half], letters[half:])):
+        rows = {str(i): {"prediction": p} for i, p in enumerate(part)}
+        (folder / f"{abbr}_{shard}.json").write_text(json.dumps(rows))
+
+
+def test_item_scores_read_predictions_per_question_and_pair_tuned_with_base(tmp_path):
+    data = tmp_path / "data" / "norag"
+    data.mkdir(parents=True)
+    rows = [r for q in range(20) for r in evaluate.rotations(f"q{q}", "Which?", ["a", "b", "c", "d"], q % 4, count=2)]
+    (data / "mcq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "attribution.jsonl").write_text("")
+    (data / "qa.jsonl").write_text(json.dumps({"qid": "o1", "key_points": ["user memory"]}) + "\n")
+    gold = [r["answer"] for r in rows]
+    _fake_predictions(tmp_path / "oc", "base", "plllm_mcq_norag", ["A"] * len(rows))
+    _fake_predictions(tmp_path / "oc", "tuned", "plllm_mcq_norag", gold)  # right every time
+    scores = evaluate.item_scores(tmp_path / "oc", tmp_path / "data", ["base", "tuned"], ["norag"])
+    base_origin = scores[("base", "norag", "mcq", "acc_origin")]
+    assert len(base_origin) == 20 and sum(base_origin.values()) == 5  # gold A in the first rotation of 5 of 20
+    assert sum(scores[("base", "norag", "mcq", "acc_circular")].values()) == 0  # never right in both orders
+    assert sum(scores[("tuned", "norag", "mcq", "acc_circular")].values()) == 20
+    results, differences = evaluate.with_intervals(scores)
+    origin = next(d for d in differences if d["metric"] == "acc_origin")
+    assert origin["delta"] == 75.0 and origin["low"] > 0 and origin["verdict"] == "higher than base"
+    assert origin["mcnemar_p"] < 0.001 and origin["n"] == 20
+    assert all(r["low"] <= r["value"] <= r["high"] for r in results)
+    assert "higher than base" in "\n".join(evaluate.difference_lines(differences))
+
+
+def test_heldout_perplexity_rows_and_the_paired_loss_difference():
+    base = [3.0, 3.2, 2.9, 3.1, 3.3, 3.0, 2.8, 3.4]
+    tuned = [x - 0.4 for x in base]  # the tuned model predicts every held-out document better
+    results, [difference] = evaluate.heldout_rows({"base": base, "tuned": tuned})
+    by_model = {r["model"]: r for r in results}
+    assert by_model["base"]["value"] == pytest.approx(math.exp(sum(base) / len(base)), abs=0.01)
+    assert by_model["tuned"]["value"] < by_model["base"]["value"]
+    assert all(r["low"] <= r["value"] <= r["high"] and r["n"] == 8 for r in results)
+    assert difference["delta"] == pytest.approx(-0.4) and difference["verdict"] == "lower than base"
+    results, differences = evaluate.heldout_rows({"base": base})
+    assert len(results) == 1 and differences == []  # nothing to pair without a tuned model

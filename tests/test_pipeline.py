@@ -6,8 +6,10 @@ import time
 
 import pytest
 
+from plra.errors import PlraError
 from plra.paths import REPO_ROOT
-from plra.toolchain.pipeline import SMOKE_QUESTIONS, STAGES, markdown
+from plra.settings import load_profile
+from plra.toolchain.pipeline import SMOKE_QUESTIONS, STAGES, Pipeline, markdown
 from tests.conftest import free_port, run_plra
 from tests.openai_fixture import ScriptedOpenAI
 
@@ -22,6 +24,12 @@ def test_dry_run_prints_every_stage_for_every_profile(profile):
     assert [s["stage"] for s in steps] == [*STAGES, "stop"]
     commands = {s["stage"]: "\n".join(s["commands"]) for s in steps}
     assert "plra.toolchain.workers.xtuner_entry train" in commands["train"]
+    if profile == "tiny":  # pretraining first, then SFT from its merged model
+        pretrain = commands["train"].index("_pretrain_e1.py")
+        sft_base = "PLRA_MODEL_DIR=" + str(REPO_ROOT / "work_dirs" / "tiny" / "pretrain" / "latest" / "merged")
+        assert "--recipe pretrain,sft" in commands["train"] and pretrain < commands["train"].index(sft_base)
+    else:
+        assert "_pretrain_e1.py" not in commands["train"] and "--recipe sft " in commands["train"]
     if profile == "tiny":
         assert "transformers serve" in commands["serve"] and "eval_plllm_hf.py" in commands["eval"]
     else:
@@ -31,6 +39,68 @@ def test_dry_run_prints_every_stage_for_every_profile(profile):
         train = next(s for s in steps if s["stage"] == "train")
         assert train["memory_gib"]["total"] <= 8.0
     assert commands["stop"] == f"plra serve --profile {profile} --stop"
+
+
+def stage_argv(pipeline: Pipeline, name: str) -> list[str]:
+    return next(stage.argv() for stage in pipeline.stages() if stage.name == name)
+
+
+def test_train_and_eval_argv_follow_the_recipe_budget_and_max_iters(isolated_config):
+    tiny = load_profile("tiny")
+    base = ["plra", "train", "--profile", "tiny", "--recipe", "pretrain,sft"]
+    default = Pipeline(tiny, None, None, set())
+    assert stage_argv(default, "train") == [*base, "--json"]
+    assert "--rotations" not in stage_argv(default, "eval")
+    capped = Pipeline(tiny, 2, 6, set())  # what CI runs: --max-iters caps every stage of the one train call
+    assert stage_argv(capped, "train") == [*base, "--max-iters", "6", "--json"]
+    long = Pipeline(tiny, None, None, set(), budget="long")
+    assert stage_argv(long, "train") == [*base, "--iters-scale", "4", "--json"]
+    assert stage_argv(long, "eval")[-4:] == ["--rotations", "4", "--models", "base,tuned"]
+    long_capped = Pipeline(tiny, None, 6, set(), budget="long")
+    assert stage_argv(long_capped, "train") == [*base, "--max-iters", "6", "--iters-scale", "4", "--json"]
+    # Each of these trains something else, so none may reuse another's cached result.
+    hashes = {p._train_inputs() for p in (default, capped, long, long_capped)}
+    assert len(hashes) == 4
+    assert default._train_inputs() != Pipeline(tiny.model_copy(update={"train_recipe": ["sft"]}), None, None,
+                                               set())._train_inputs()  # fmt: skip
+
+
+def test_a_profile_without_a_recipe_trains_sft_only(isolated_config):
+    profile = load_profile("internlm2-7b")
+    assert profile.train_recipe == ["sft"]
+    argv = stage_argv(Pipeline(profile, None, None, set()), "train")
+    assert argv[argv.index("--recipe") + 1] == "sft"
+
+
+def test_the_recipe_is_checked_where_it_is_set(isolated_config, monkeypatch):
+    monkeypatch.setenv("PLRA_TRAIN_RECIPE", "pretrain, sft")
+    assert load_profile("internlm2-7b").train_recipe == ["pretrain", "sft"]
+    monkeypatch.setenv("PLRA_TRAIN_RECIPE", "sft,pretrain")
+    with pytest.raises(PlraError, match="must end with sft"):
+        load_profile("tiny")
+
+
+def test_an_unknown_budget_is_refused():
+    with pytest.raises(PlraError, match="--budget 'short': choose one of default, long"):
+        Pipeline(load_profile("tiny"), None, None, set(), budget="short")
+    result = run_plra("pipeline", "--budget", "short", "--dry-run")
+    assert result.returncode != 0 and "choose one of default, long" in result.stderr
+
+
+def test_the_report_shows_each_training_stage():
+    runs = [
+        {"stage": "pretrain", "base_model": str(REPO_ROOT / "models" / "m"), "iterations": 60, "first_loss": 3.5,
+         "last_loss": 2.9, "duration_s": 200.0},
+        {"stage": "sft", "base_model": str(REPO_ROOT / "work_dirs" / "tiny" / "pretrain" / "x" / "merged"),
+         "iterations": 200, "first_loss": 3.1, "last_loss": 2.2, "duration_s": 650.0},
+    ]  # fmt: skip
+    stage = {"status": "ok", "duration_s": 860.0, "recipe": "pretrain -> sft", "runs": runs, "plot": "train_loss.png"}
+    report = {"profile": "tiny", "started": "now", "duration_s": 1.0, "status": "ok", "budget": "long",
+              "stages": {"train": stage}}  # fmt: skip
+    text = markdown(report)
+    assert "## Training (pretrain -> sft, budget `long`)" in text
+    assert "| pretrain | `models/m` | 60 | 3.500 | 2.900 | 200.0 |" in text
+    assert "| sft | `work_dirs/tiny/pretrain/x/merged` | 200 | 3.100 | 2.200 | 650.0 |" in text
 
 
 def test_unknown_stage_to_force_is_refused():
@@ -52,6 +122,11 @@ def test_tiny_pipeline_end_to_end_then_resumes():
     assert train["first_loss"] > 0 and train["last_loss"] > 0
     assert quant["logits_cosine"] >= 0.95
     assert report["stages"]["eval"]["table"] and (latest / "eval.png").exists() and (latest / "train_loss.png").exists()
+    evaluation = report["stages"]["eval"]
+    assert {r["dataset"] for r in evaluation["table"]} >= {"mcq", "attribution", "qa", "heldout"}
+    assert all(r["low"] <= r["value"] <= r["high"] for r in evaluation["table"])  # every score has its interval
+    assert {(d["model"], d["dataset"]) for d in evaluation["differences"]} >= {("tuned", "mcq"), ("tuned", "heldout")}
+    assert "paired by question" in (latest / "report.md").read_text()
     examples = report["stages"]["agent"]["examples"]
     assert len(examples) == 2 and all(e["answer"].strip() for e in examples)
     assert "## Evaluation" in (latest / "report.md").read_text()

@@ -1,6 +1,7 @@
 # PLRA `tiny` profile: LoRA SFT of SmolLM2-135M-Instruct on the personalized-LLM conversations, fp32, on a CPU.
 # Run through `plra train --profile tiny` (or: python -m xtuner.tools.train xtuner_configs/<this file>).
-# Paths are relative to the repository root; plra sets PLRA_MODEL_DIR / PLRA_DATA_DIR when they differ.
+# Paths are relative to the repository root; plra sets PLRA_MODEL_DIR / PLRA_DATA_DIR when they differ (in the
+# profile's recipe PLRA_MODEL_DIR is the pretraining stage's merged model).
 # mmengine parses configs with lazy imports, so the standard library is reached through __import__.
 import torch
 from mmengine.dataset import DefaultSampler
@@ -42,7 +43,10 @@ batch_size = 1
 accumulative_counts = 1
 dataloader_num_workers = 0
 map_num_proc = 2  # no more processes than this machine's cores
-max_iters = int(__import__("os").environ.get("PLRA_MAX_ITERS", "200"))  # a CPU budget (~8 min on 2 cores)
+# A CPU budget (~11 min on 2 idle cores). PLRA_MAX_ITERS sets the count outright (CI's cap); PLRA_ITERS_SCALE
+# multiplies this default (`plra pipeline --budget long`: 4x).
+iters_scale = float(__import__("os").environ.get("PLRA_ITERS_SCALE", "1"))
+max_iters = int(__import__("os").environ.get("PLRA_MAX_ITERS") or max(1, round(200 * iters_scale)))
 lr = 1e-3  # LoRA on a 135M model moves slowly at GPU-style learning rates
 betas = (0.9, 0.999)
 weight_decay = 0.0

@@ -1,5 +1,6 @@
 # PLRA `tiny` profile, incremental pretraining: LoRA on SmolLM2-135M-Instruct over the knowledge base's text
-# (one document per paper, per topic, per glossary term), fp32 on a CPU.
+# (one document per paper, per topic, per glossary term), fp32 on a CPU. The first stage of the profile's
+# recipe (`train_recipe`): its merged model is the SFT stage's base (PLRA_MODEL_DIR).
 # mmengine parses configs with lazy imports, so the standard library is reached through __import__.
 import torch
 from mmengine.dataset import DefaultSampler
@@ -39,7 +40,11 @@ batch_size = 1
 accumulative_counts = 1
 dataloader_num_workers = 0
 map_num_proc = 2  # no more processes than this machine's cores
-max_iters = int(__import__("os").environ.get("PLRA_MAX_ITERS", "100"))  # a CPU budget (~8 min on 2 cores)
+# A CPU budget: 60 packs of 256 tokens (about an eighth of the corpus' 518), ~3 min on 2 idle cores, so that with
+# the SFT stage after it `make pipeline` stays near 30 minutes. PLRA_MAX_ITERS sets the count outright (CI's
+# cap); PLRA_ITERS_SCALE multiplies this default (`plra pipeline --budget long`: 4x).
+iters_scale = float(__import__("os").environ.get("PLRA_ITERS_SCALE", "1"))
+max_iters = int(__import__("os").environ.get("PLRA_MAX_ITERS") or max(1, round(60 * iters_scale)))
 lr = 1e-3  # LoRA on a 135M model moves slowly at GPU-style learning rates
 betas = (0.9, 0.999)
 weight_decay = 0.0

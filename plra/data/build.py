@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from plra.data import dpo, pretrain, sft, synthesis
+from plra.data import dpo, heldout, pretrain, sft, synthesis
 from plra.data.leakage import find_leaks
 from plra.data.synth import synth_command
 from plra.errors import PlraError
@@ -30,17 +30,22 @@ def default_out_dir(settings: KnowledgeSettings) -> Path:
     return REPO_ROOT / "build" / "data" / settings.field
 
 
-def benchmark_questions(settings: KnowledgeSettings) -> list[tuple[str, str]]:
+def benchmark_rows(settings: KnowledgeSettings) -> list[tuple[str, dict[str, Any]]]:
+    """Every benchmark row with the name of its file."""
     folder = settings.field_dir / "benchmark"
-    questions = []
+    rows = []
     for name in BENCHMARK_FILES:
         path = folder / name
         if path.exists():
             try:
-                questions += [(name, row["question"]) for row in read_jsonl(path) if row.get("question")]
+                rows += [(name, row) for row in read_jsonl(path)]
             except ValueError as err:
                 raise PlraError(str(err)) from None
-    return questions
+    return rows
+
+
+def benchmark_questions(settings: KnowledgeSettings) -> list[tuple[str, str]]:
+    return [(name, row["question"]) for name, row in benchmark_rows(settings) if row.get("question")]
 
 
 def training_questions(conversations: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -94,14 +99,19 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
         f"knowledge base: {len(knowledge.papers)} papers, {len(knowledge.glossary)} terms, "
         f"{len(knowledge.overviews)} overviews, {len(knowledge.claims)} claims"
     )
-    synthesis_docs = synthesis.pretrain_documents(knowledge)
-    synthesis_sft = synthesis.sft_conversations(knowledge, seed)
-    synthesis_pairs = synthesis.dpo_pairs(knowledge)
-    docs = pretrain.build(knowledge) + synthesis_docs
-    conversations = (
-        sft.templated(knowledge, seed) + synthesis_sft + sft.load_handwritten(settings.field_dir / "qa", knowledge)
+    held = heldout.heldout_ids(knowledge, heldout.benchmark_papers(row for _, row in benchmark_rows(settings)))
+    forbidden = heldout.paper_grams(knowledge, held)
+    synthesis_docs, _ = heldout.keep_out(synthesis.pretrain_documents(knowledge), held, forbidden)
+    synthesis_sft, _ = heldout.keep_out(synthesis.sft_conversations(knowledge, seed), held, forbidden)
+    synthesis_pairs, _ = heldout.keep_out(synthesis.dpo_pairs(knowledge), held, forbidden)
+    docs, dropped_docs = heldout.keep_out(pretrain.build(knowledge, frozenset(held)) + synthesis_docs, held, forbidden)
+    conversations, dropped_sft = heldout.keep_out(
+        sft.templated(knowledge, seed) + synthesis_sft + sft.load_handwritten(settings.field_dir / "qa", knowledge),
+        held,
+        forbidden,
     )
-    pairs = dpo.build(knowledge, seed) + synthesis_pairs
+    pairs, dropped_dpo = heldout.keep_out(dpo.build(knowledge, seed) + synthesis_pairs, held, forbidden)
+    heldout_docs = [{"id": pid, "text": pretrain.paper_document(knowledge, pid)} for pid in sorted(held)]
     names = [name for p in knowledge.papers.values() for name in (p.title, p.title.split(":")[0], *p.aliases)]
     leaks = find_leaks(benchmark_questions(settings), training_questions(conversations, pairs), names)
     if leaks:
@@ -118,6 +128,7 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
             "sft_records.jsonl": _write_jsonl(tmp / "sft_records.jsonl", conversations),
             "dpo.jsonl": _write_jsonl(tmp / "dpo.jsonl", [dpo.xtuner_row(p) for p in pairs]),
             "dpo_records.jsonl": _write_jsonl(tmp / "dpo_records.jsonl", pairs),
+            "heldout.jsonl": _write_jsonl(tmp / "heldout.jsonl", heldout_docs),
         }
         manifest = {
             "field": settings.field,
@@ -133,6 +144,12 @@ def build(settings: KnowledgeSettings, out_dir: Path, seed: int = 0, log=print) 
                 "pretrain_synthesis": len(synthesis_docs),
                 "sft_synthesis": len(synthesis_sft),
                 "dpo_claims": len(synthesis_pairs),
+                "heldout": len(heldout_docs),
+            },
+            # Training never saw these papers: items naming one as a source or carrying its sentences were left out.
+            "heldout": {
+                "papers": sorted(held),
+                "left_out": {"pretrain": dropped_docs, "sft": dropped_sft, "dpo": dropped_dpo},
             },
             "sft_by_task_lang": _counts(conversations, "task"),
             "dpo_by_rejection_lang": _counts(pairs, "rejection"),

@@ -25,9 +25,10 @@ def paper_document(kb: KnowledgeBase, arxiv_id: str) -> str:
     return "\n".join(lines)
 
 
-def topic_overview(kb: KnowledgeBase, topic_id: str) -> str:
+def topic_overview(kb: KnowledgeBase, topic_id: str, exclude: frozenset[str] = frozenset()) -> str:
     topic = kb.topics[topic_id]
-    papers = sorted((p for p in kb.papers.values() if topic_id in p.topics), key=lambda p: (p.year, p.arxiv_id))
+    papers = sorted((p for p in kb.papers.values() if topic_id in p.topics and p.arxiv_id not in exclude),
+                    key=lambda p: (p.year, p.arxiv_id))  # fmt: skip
     lines = [f"{topic.en} ({topic.zh})", ""]
     lines += [f"- {p.title} ({p.year}) {cite(p)}: {lead(p.summary_en, 1)}" for p in papers]
     return "\n".join(lines)
@@ -40,8 +41,9 @@ def glossary_entry(kb: KnowledgeBase, index: int) -> str:
     return f"{names}\n{term.en}\n{term.zh}" + (f"\nSee {refs}." if refs else "")
 
 
-def build(kb: KnowledgeBase) -> list[dict[str, str]]:
-    docs = [{"text": paper_document(kb, pid)} for pid in sorted(kb.papers)]
-    docs += [{"text": topic_overview(kb, tid)} for tid in kb.topics]
+def build(kb: KnowledgeBase, exclude: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    """The documents of every paper but the held-out ones (`exclude`), the topics and the glossary."""
+    docs = [{"text": paper_document(kb, pid)} for pid in sorted(kb.papers) if pid not in exclude]
+    docs += [{"text": topic_overview(kb, tid, exclude)} for tid in kb.topics]
     docs += [{"text": glossary_entry(kb, i)} for i in range(len(kb.glossary))]
     return docs

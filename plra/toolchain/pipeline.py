@@ -4,6 +4,10 @@ Each stage runs as its own `plra` command (its log in the run folder), is skippe
 the same as at its last success (`--force STAGE` redoes it), and a failure stops the run with the log
 path and one line on why. Ctrl-C stops cleanly and ends the server the run started.
 Reports: `reports/pipeline/<timestamp>/report.{md,json}` plus plots; `reports/pipeline/latest` -> newest.
+
+The train stage runs the profile's `train_recipe` (tiny: pretrain, then SFT from the pretrained model); the
+later stages use the SFT output. `--budget long` trains every recipe stage longer and scores the choice
+questions in all four option rotations.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from plra.io import write_json_atomic, write_text_atomic
 from plra.paths import REPO_ROOT
 from plra.settings import ProfileSettings, load_knowledge, load_profile
 from plra.toolchain import envs
+from plra.toolchain.evaluate import difference_lines, score_lines
 
 REPORTS = REPO_ROOT / "reports" / "pipeline"
 STATE = REPO_ROOT / ".plra" / "pipeline-state.json"
+HEADLINE_METRICS = ("acc_origin", "acc_circular", "key_point_recall", "perplexity")  # the report table
 STAGES = ("setup", "model", "kb", "data", "train", "quantize", "serve", "eval", "agent")
 SMOKE_QUESTIONS = (
     "Which benchmarks evaluate how well LLMs personalize to a user's profile?",
@@ -58,13 +64,34 @@ class Stage:
     collect: Callable[[Path], dict[str, Any]]  # key numbers and artifacts, from the stage's outputs
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long a run trains and how thoroughly it evaluates."""
+
+    iters_scale: float  # multiplies each recipe stage's iterations (configs with an iteration budget: the CPU ones)
+    rotations: int | None  # CircularEval rotations of the choice questions; None: the profile's eval_rotations
+
+
+# `long` is about 4x the default's training and CircularEval's four rotations (see the README for timings).
+BUDGETS = {"default": Budget(1.0, None), "long": Budget(4.0, 4)}
+
+
+def budget_of(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise PlraError(f"--budget {name!r}: choose one of {', '.join(BUDGETS)}")
+    return BUDGETS[name]
+
+
 class Pipeline:
     def __init__(
-        self, profile: ProfileSettings, limit: int | None, max_iters: int | None, force: set[str], log=print
-    ) -> None:
+        self, profile: ProfileSettings, limit: int | None, max_iters: int | None, force: set[str], log=print,
+        budget: str = "default",
+    ) -> None:  # fmt: skip
         self.profile = profile
         self.limit = limit if limit is not None else profile.eval_limit
         self.max_iters = max_iters
+        self.budget_name = budget
+        self.budget = budget_of(budget)
         self.force = force
         self.log = log
         self.run_dir = REPORTS / time.strftime("%Y%m%d_%H%M%S")
@@ -79,6 +106,23 @@ class Pipeline:
     def merged(self) -> Path:
         return (self.train_dir / "merged").resolve()
 
+    def train_argv(self) -> list[str]:
+        """One `plra train --recipe` call: the stages in order, each capped by --max-iters."""
+        argv = ["plra", "train", "--profile", self.profile.name, "--recipe", ",".join(self.profile.train_recipe)]
+        if self.max_iters:
+            argv += ["--max-iters", str(self.max_iters)]
+        if self.budget.iters_scale != 1:
+            argv += ["--iters-scale", f"{self.budget.iters_scale:g}"]
+        return [*argv, "--json"]
+
+    def _train_inputs(self) -> str:
+        from plra.toolchain.train import stage_config
+
+        data_dir = REPO_ROOT / "build" / "data" / load_knowledge().field
+        configs = [stage_config(self.profile, stage, None) for stage in self.profile.train_recipe]
+        return _hash(data_dir / "manifest.json", *configs, self.profile.train_recipe, self.max_iters,
+                     self.budget.iters_scale)  # fmt: skip
+
     def served_model(self) -> Path:
         """TurboMind serves the AWQ copy; the CPU server serves the merged model itself."""
         from plra.toolchain.serve import quantized_dir
@@ -92,9 +136,9 @@ class Pipeline:
     def stages(self) -> list[Stage]:
         p = ["--profile", self.profile.name]
         kb_dir = load_knowledge().field_dir
-        data_dir = REPO_ROOT / "build" / "data" / load_knowledge().field
-        train_args = [*p, "--json"] + (["--max-iters", str(self.max_iters)] if self.max_iters else [])
         eval_args = [*p, "--rag", "both", "--json"] + (["--limit", str(self.limit)] if self.limit else [])
+        if self.budget.rotations:
+            eval_args += ["--rotations", str(self.budget.rotations)]
         if self.profile.device == "cuda":
             eval_args += ["--api", f"http://127.0.0.1:{self.port}/v1"]
         else:
@@ -119,12 +163,7 @@ class Pipeline:
                 lambda: _hash(kb_dir, REPO_ROOT / "plra" / "data", REPO_ROOT / "plra" / "prompts.py"),
                 lambda log: {"counts": self._last_json(log).get("counts")},
             ),
-            Stage(
-                "train",
-                lambda: ["plra", "train", *train_args],
-                lambda: _hash(data_dir / "manifest.json", REPO_ROOT / self.profile.xtuner_config, self.max_iters),
-                self._collect_train,
-            ),
+            Stage("train", self.train_argv, self._train_inputs, self._collect_train),
             Stage(
                 "quantize",
                 lambda: ["plra", "quantize", *p, "--model", str(self.merged()), "--check", "--json"],
@@ -145,7 +184,9 @@ class Pipeline:
             Stage(
                 "eval",
                 lambda: ["plra", "eval", *eval_args],
-                lambda: _hash(self.train_dir / "manifest.json", kb_dir / "benchmark", self.limit),
+                lambda: _hash(
+                    self.train_dir / "manifest.json", kb_dir / "benchmark", self.limit, self.budget.rotations
+                ),
                 self._collect_eval,
             ),
             Stage("agent", self._agent_argv, None, self._collect_agent),
@@ -165,13 +206,23 @@ class Pipeline:
             return {}
 
     def _collect_train(self, log: Path) -> dict[str, Any]:
-        manifest = json.loads((self.train_dir / "manifest.json").read_text())
-        plot_losses(manifest["losses"], self.run_dir / "train_loss.png")
+        recipe = self.profile.train_recipe
+        manifests = {
+            stage: json.loads((self.train_dir.parent.parent / stage / "latest" / "manifest.json").read_text())
+            for stage in recipe
+        }
+        plot_losses({stage: m["losses"] for stage, m in manifests.items()}, self.run_dir / "train_loss.png")
+        sft = manifests["sft"]  # the model every later stage uses
         return {
-            "first_loss": manifest["first_loss"],
-            "last_loss": manifest["last_loss"],
-            "train_duration_s": manifest["duration_s"],
-            "merged": manifest["merged"],
+            "recipe": " -> ".join(recipe),
+            "first_loss": sft["first_loss"],
+            "last_loss": sft["last_loss"],
+            "train_duration_s": round(sum(m["duration_s"] for m in manifests.values()), 1),
+            "merged": sft["merged"],
+            "runs": [
+                {k: m.get(k) for k in ("stage", "base_model", "iterations", "first_loss", "last_loss", "duration_s")}
+                for m in manifests.values()
+            ],
             "plot": "train_loss.png",
         }
 
@@ -184,18 +235,9 @@ class Pipeline:
         summary = self._last_json(log)
         if summary.get("dir") and (Path(summary["dir"]) / "summary.png").exists():
             (self.run_dir / "eval.png").write_bytes((Path(summary["dir"]) / "summary.png").read_bytes())
-        headline = [
-            r
-            for r in summary.get("results", [])
-            if (r["dataset"], r["metric"])
-            in {
-                ("mcq", "acc_origin"),
-                ("mcq", "perf_circular"),
-                ("qa", "key_point_recall"),
-                ("attribution", "accuracy"),
-            }
-        ]
-        return {"report": summary.get("dir"), "table": headline, "plot": "eval.png"}
+        headline = [r for r in summary.get("results", []) if r["metric"] in HEADLINE_METRICS]
+        return {"report": summary.get("dir"), "table": headline, "differences": summary.get("differences", []),
+                "questions": summary.get("questions", {}), "plot": "eval.png"}  # fmt: skip
 
     def _agent_argv(self) -> list[str]:
         url = f"http://127.0.0.1:{self.port}/v1"
@@ -217,6 +259,7 @@ class Pipeline:
         report: dict[str, Any] = {
             "profile": self.profile.name,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "budget": self.budget_name,
             "limit": self.limit,
             "stages": {},
         }
@@ -294,20 +337,42 @@ class Pipeline:
         self.log(f"[pipeline] report: {self.run_dir / 'report.md'}")
 
 
-def plot_losses(losses: list[list[float]], path: Path) -> None:
+def plot_losses(losses: dict[str, list[list[float]]], path: Path) -> None:
+    """One line per recipe stage; each stage counts its iterations from 0."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([i for i, _ in losses], [v for _, v in losses], marker="o")
+    for stage, points in losses.items():
+        ax.plot([i for i, _ in points], [v for _, v in points], marker="o", label=stage)
     ax.set_xlabel("iteration")
     ax.set_ylabel("training loss")
-    ax.set_title("SFT loss")
+    ax.set_title("Training loss (" + " -> ".join(losses) + ")")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def training_lines(runs: list[dict[str, Any]], budget: str) -> list[str]:
+    """A row per recipe stage: what it started from, how long it trained and how its loss moved."""
+
+    def where(path: str | None) -> str:
+        folder = Path(path or "?")
+        return str(folder.relative_to(REPO_ROOT)) if folder.is_relative_to(REPO_ROOT) else str(folder)
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    stages = " -> ".join(r["stage"] for r in runs)
+    lines = ["", f"## Training ({stages}, budget `{budget}`)", ""]
+    lines += ["| stage | starts from | iterations | first loss | last loss | seconds |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| {r['stage']} | `{where(r.get('base_model'))}` | {r.get('iterations') or '-'} | "
+                     f"{loss(r.get('first_loss'))} | {loss(r.get('last_loss'))} | {r.get('duration_s')} |")  # fmt: skip
+    return lines
 
 
 def example_text(example: dict[str, Any]) -> str:
@@ -336,24 +401,20 @@ def markdown(report: dict[str, Any]) -> str:
         numbers = {
             k: v
             for k, v in stage.items()
-            if k not in ("status", "duration_s", "log", "table", "examples", "envs", "reason", "agent")
+            if k not in ("status", "duration_s", "log", "table", "examples", "envs", "reason", "agent", "runs")
         }
         shown = ", ".join(f"{k}: {v}" for k, v in numbers.items())[:300]
         lines.append(f"| {name} | {stage['status']} | {stage.get('duration_s', 0)} | {shown} |")
-    table = report["stages"].get("eval", {}).get("table")
-    if table:
-        lines += [
-            "",
-            "## Evaluation (PLLM-Bench, OpenCompass)",
-            "",
-            "| model | retrieval | dataset | metric | score |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['model']} | {r['variant']} | {r['dataset']} | {r['metric']} | {r['value']:.1f} |" for r in table
-        ]
+    evaluation = report["stages"].get("eval", {})
+    if evaluation.get("table"):
+        counts = ", ".join(f"{k} {v}" for k, v in evaluation.get("questions", {}).items())
+        lines += ["", "## Evaluation (PLLM-Bench, OpenCompass)", "", f"Questions: {counts}.", ""]
+        lines += score_lines(evaluation["table"]) + difference_lines(evaluation.get("differences", []))
         lines += ["", "![eval](eval.png)"]
-    if report["stages"].get("train", {}).get("plot"):
+    training = report["stages"].get("train", {})
+    if training.get("runs"):
+        lines += training_lines(training["runs"], report.get("budget", "default"))
+    if training.get("plot"):
         lines += ["", "## Training loss", "", "![loss](train_loss.png)"]
     for example in report["stages"].get("agent", {}).get("examples", []):
         lines += ["", f"## Q: {example['question']}", "", example_text(example)]
@@ -366,11 +427,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dry_run(profile: ProfileSettings, limit: int | None, max_iters: int | None) -> list[dict[str, Any]]:
+def dry_run(
+    profile: ProfileSettings, limit: int | None, max_iters: int | None, budget: str = "default"
+) -> list[dict[str, Any]]:
     """Every command of every stage, plra's and the upstream ones beneath it, without running anything."""
     from plra.toolchain import serve, train
 
-    pipeline = Pipeline(profile, limit, max_iters, set(), log=lambda _m: None)
+    pipeline = Pipeline(profile, limit, max_iters, set(), log=lambda _m: None, budget=budget)
     merged = REPO_ROOT / "work_dirs" / profile.name / "sft" / "latest" / "merged"
     pipeline.merged = lambda: merged  # the run that would exist by then
     steps = []
@@ -379,11 +442,18 @@ def dry_run(profile: ProfileSettings, limit: int | None, max_iters: int | None) 
         if stage.name == "setup":
             entry["commands"].insert(0, f"{sys.executable} -m plra.toolchain.envs setup")
         if stage.name == "train":
-            plan = train.dry_run(profile, "sft", None)  # GPUs and nodes as `plra train` would resolve them
+            # GPUs and nodes as `plra train` would resolve them; each stage from the one before's merged model.
+            plans = train.dry_run_recipe(
+                profile, profile.train_recipe, max_iters=max_iters, iters_scale=pipeline.budget.iters_scale
+            )
             entry["commands"] += [
-                " ".join(f"{k}={v}" for k, v in c["env"].items()) + " " + " ".join(c["argv"]) for c in plan["commands"]
+                " ".join(f"{k}={v}" for k, v in c["env"].items()) + " " + " ".join(c["argv"])
+                for plan in plans
+                for c in plan["commands"]
             ]
-            entry["memory_gib"] = plan["memory_gib"]
+            # The stages run one after another: the peak is the largest of theirs.
+            estimates = [plan["memory_gib"] for plan in plans if plan["memory_gib"]]
+            entry["memory_gib"] = max(estimates, key=lambda m: m["total"]) if estimates else None
         if stage.name == "quantize":
             entry["commands"].append(
                 f"{envs.spec('deploy').link}/bin/python -m plra.toolchain.workers.awq quantize --model "
@@ -407,19 +477,23 @@ def dry_run(profile: ProfileSettings, limit: int | None, max_iters: int | None) 
 def pipeline_command(
     profile: str = typer.Option(None, "--profile", "-p"),
     limit: int = typer.Option(None, "--limit", help="benchmark questions per set in the eval stage"),
-    max_iters: int = typer.Option(None, "--max-iters", help="cap the training iterations"),
+    max_iters: int = typer.Option(None, "--max-iters", help="cap the training iterations of every recipe stage"),
+    budget: str = typer.Option(
+        "default", "--budget", help="default, or long: 4x the training iterations and 4 CircularEval rotations"
+    ),
     force: list[str] = typer.Option(None, "--force", help="redo this stage even if its inputs are unchanged ('all')"),
     dry_run_flag: bool = typer.Option(False, "--dry-run", help="print every command of every stage"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the whole pipeline (data -> train -> quantize -> serve -> eval -> agent) and write a report."""
     settings = load_profile(profile)
+    budget_of(budget)  # a wrong name fails before any stage runs
     force = list(STAGES) if "all" in (force or []) else force
     unknown = set(force or []) - set(STAGES)
     if unknown:
         raise PlraError(f"--force {', '.join(sorted(unknown))}: stages are {', '.join(STAGES)}")
     if dry_run_flag:
-        steps = dry_run(settings, limit, max_iters)
+        steps = dry_run(settings, limit, max_iters, budget)
         if as_json:
             typer.echo(json.dumps(steps))
             return
@@ -430,7 +504,7 @@ def pipeline_command(
             if step.get("memory_gib"):
                 typer.echo(f"# estimated peak GPU memory {step['memory_gib']['total']} GiB")
         return
-    report = Pipeline(settings, limit, max_iters, set(force or []), log=typer.echo).run()
+    report = Pipeline(settings, limit, max_iters, set(force or []), log=typer.echo, budget=budget).run()
     typer.echo(
         json.dumps({k: v["status"] for k, v in report["stages"].items()})
         if as_json

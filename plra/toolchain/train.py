@@ -1,8 +1,11 @@
 """`plra train`: XTuner training (SFT, incremental pretraining, DPO), then pth_to_hf and merge, in the main env.
 
 A run lives in `work_dirs/<profile>/<stage>/<timestamp>/` with `adapter/`, `merged/`, `train.log` and
-`manifest.json` (config, data hashes, first and last loss, duration); `work_dirs/<profile>/<stage>/latest`
+`manifest.json` (config, base model, data hashes, first and last loss, duration); `work_dirs/<profile>/<stage>/latest`
 points at the newest run that finished.
+
+A stage starts from the profile's base model, or from another stage's merged model (`--from STAGE`,
+`--base-model DIR`); `--recipe pretrain,sft` runs stages in order, each from the one before's merged model.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import re
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,15 +309,19 @@ def resolve_launch(launch: LaunchSettings, device: str, named_run: bool = False)
 
 def build_steps(
     config: Path, run_dir: Path, base_model: str, data_dir: Path, launch: LaunchSettings, max_iters: int | None,
-    resume: bool, job_name: str = "plra-train",
+    resume: bool, job_name: str = "plra-train", iters_scale: float = 1.0,
 ) -> list[Step]:  # fmt: skip
     """The commands of a run on this node, exactly as they are executed (and printed by --dry-run).
 
     `launch` is resolved (resolve_launch). Node 0 trains, converts and merges; other nodes only train.
+    The iteration budget reaches the config through the environment: PLRA_MAX_ITERS sets it outright,
+    PLRA_ITERS_SCALE multiplies the config's own default (CPU configs read both; epoch-based ones neither).
     """
     env = {"PLRA_MODEL_DIR": base_model, "PLRA_DATA_DIR": str(data_dir)}
     if max_iters:
         env["PLRA_MAX_ITERS"] = str(max_iters)
+    if iters_scale != 1:
+        env["PLRA_ITERS_SCALE"] = f"{iters_scale:g}"
     entry = ["-m", "plra.toolchain.workers.xtuner_entry"]
     train_args = ["train", str(config), "--work-dir", str(run_dir / "xtuner")]
     if resume:
@@ -376,27 +384,72 @@ def run_folder(profile: ProfileSettings, stage: str, run_name: str | None, unnam
     return WORK_DIRS / profile.name / stage / (run_name or unnamed or time.strftime("%Y%m%d_%H%M%S"))
 
 
+def stage_model(profile: ProfileSettings, stage: str) -> Path:
+    """Where the newest finished run of `stage` leaves its merged model (it may not exist yet)."""
+    return WORK_DIRS / profile.name / stage / "latest" / "merged"
+
+
+def check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise PlraError(f"unknown stage '{stage}': choose one of {', '.join(STAGES)}")
+
+
+def finished_model(profile: ProfileSettings, stage: str) -> Path:
+    """The merged model of `stage`'s newest finished run, as the folder `latest` points at now.
+
+    Resolved, so a manifest names the run it started from even after `latest` moves on.
+    """
+    check_stage(stage)
+    merged = stage_model(profile, stage)
+    if not (merged / "config.json").exists():
+        raise PlraError(f"--from {stage}: no finished {stage} run of profile '{profile.name}' ({merged} is missing); "
+                        f"run `plra train --profile {profile.name} --stage {stage}` first")  # fmt: skip
+    return merged.resolve()
+
+
+def parse_recipe(text: str) -> list[str]:
+    """`pretrain,sft` -> ["pretrain", "sft"]: known stages, each once."""
+    recipe = [part.strip() for part in text.split(",") if part.strip()]
+    for stage in recipe:
+        check_stage(stage)
+    if not recipe or len(set(recipe)) != len(recipe):
+        raise PlraError(f"--recipe {text!r}: name stages in order, each once, e.g. pretrain,sft")
+    return recipe
+
+
+def _iterations(xtuner_dir: Path) -> int | None:
+    """The iteration of the last checkpoint (iter_N.pth), or None for epoch-named ones."""
+    try:
+        match = re.search(r"iter_(\d+)\.pth", (xtuner_dir / "last_checkpoint").read_text())
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
 def run(
     profile: ProfileSettings, stage: str, config: Path | None = None, launch: LaunchSettings | None = None,
     resume: bool = False, max_iters: int | None = None, run_dir: Path | None = None, run_name: str | None = None,
-    log=print,
+    log: Callable[[str], Any] = print, base_model: str | Path | None = None, iters_scale: float = 1.0,
 ) -> dict[str, Any]:  # fmt: skip
     """Train, convert and merge; return the run manifest. Each step's output goes to the terminal and a log.
 
+    `base_model` (a folder of weights, e.g. an earlier stage's merged model) replaces the profile's base.
     On a node of rank > 0 only the training step runs, and the result names the run folder node 0 fills.
     """
     from plra.data.build import default_out_dir
 
-    if stage not in STAGES:
-        raise PlraError(f"unknown stage '{stage}': choose one of {', '.join(STAGES)}")
+    check_stage(stage)
     launch = resolve_launch(launch or load_launch(), profile.device, bool(run_name or run_dir))
     run_dir = run_dir or run_folder(profile, stage, run_name)
     cfg_path = stage_config(profile, stage, config)
     data_dir = default_out_dir(load_knowledge())
     hashes = _data_hashes(data_dir)
-    base_model = str(resolve_model_dir(profile))
+    if base_model is not None and not (Path(base_model) / "config.json").exists():
+        raise PlraError(f"base model {base_model}: no config.json there (a folder of Hugging Face weights)")
+    base_model = str(base_model if base_model is not None else resolve_model_dir(profile))
     run_dir.mkdir(parents=True, exist_ok=True)
-    steps = build_steps(cfg_path, run_dir, base_model, data_dir, launch, max_iters, resume, job_name(profile, stage))
+    steps = build_steps(cfg_path, run_dir, base_model, data_dir, launch, max_iters, resume, job_name(profile, stage),
+                        iters_scale)  # fmt: skip
     start = time.monotonic()
     for step in steps:
         if step.name == "pth_to_hf":
@@ -418,6 +471,9 @@ def run(
         "base_model": base_model,
         "data_hashes": hashes,
         "launch": launch.model_dump(),
+        "max_iters": max_iters,
+        "iters_scale": iters_scale,
+        "iterations": _iterations(run_dir / "xtuner"),
         "first_loss": losses[0][1] if losses else None,
         "last_loss": losses[-1][1] if losses else None,
         "losses": losses,
@@ -433,35 +489,93 @@ def run(
     return manifest
 
 
+def run_recipe(
+    profile: ProfileSettings, recipe: list[str], launch: LaunchSettings | None = None, max_iters: int | None = None,
+    iters_scale: float = 1.0, run_name: str | None = None, log: Callable[[str], Any] = print,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Run the stages in order, the first from the profile's base model and each later one from the merged
+    model of the one before; return their manifests. `max_iters` caps every stage."""
+    launch = launch or load_launch()
+    if launch.nnodes > 1:
+        # Node 0 alone merges: the other nodes could not know when the next stage's base model is ready.
+        raise PlraError("--recipe runs on one node: on several, run each stage with --stage and --from")
+    manifests: list[dict[str, Any]] = []
+    for stage in recipe:
+        base = manifests[-1]["merged"] if manifests else None
+        log(f"[train] recipe {' -> '.join(recipe)}: {stage} from {base or 'the base model'}")
+        manifest = run(profile, stage, None, launch, False, max_iters, run_name=run_name, log=log, base_model=base,
+                       iters_scale=iters_scale)  # fmt: skip
+        manifests.append(manifest)
+    return manifests
+
+
 def job_name(profile: ProfileSettings, stage: str) -> str:
     return f"plra-{profile.name}-{stage}"  # what squeue shows for the run
 
 
 def dry_run(
     profile: ProfileSettings, stage: str, config: Path | None, launch: LaunchSettings | None = None,
-    run_name: str | None = None,
+    run_name: str | None = None, base_model: str | Path | None = None, max_iters: int | None = None,
+    iters_scale: float = 1.0,
 ) -> dict[str, Any]:  # fmt: skip
-    """The commands a run would execute on this node and its GPU memory estimate, without weights or a GPU."""
+    """The commands a run would execute on this node and its GPU memory estimate, without weights or a GPU.
+
+    `base_model` replaces the profile's base in the commands; the estimate keeps the base's shape (a merged
+    LoRA model has the same one), so the folder need not exist yet.
+    """
     from plra.data.build import default_out_dir
 
+    check_stage(stage)
     launch = resolve_launch(launch or load_launch(), profile.device, bool(run_name))
     run_dir = run_folder(profile, stage, run_name, "<timestamp>")
     cfg_path = stage_config(profile, stage, config)
     knobs = read_knobs(cfg_path)
-    base_model = str(profile.model_path or knobs.model)
+    start_from = str(base_model if base_model is not None else profile.model_path or knobs.model)
     local = profile.model_path / "config.json" if profile.model_path else REPO_ROOT / knobs.model / "config.json"
     shape = shape_from_config_json(local) if local.exists() else KNOWN_SHAPES.get(knobs.model)
     data_dir = default_out_dir(load_knowledge())
-    steps = build_steps(cfg_path, run_dir, base_model, data_dir, launch, None, False, job_name(profile, stage))
+    steps = build_steps(cfg_path, run_dir, start_from, data_dir, launch, max_iters, False, job_name(profile, stage),
+                        iters_scale)  # fmt: skip
     return {
         "profile": profile.name,
         "stage": stage,
         "config": str(cfg_path),
+        "base_model": start_from,
         "launch": launch.model_dump(),
         "commands": [{"step": s.name, "env": s.env, "argv": s.argv} for s in steps],
         "memory_gib": estimate_memory(knobs, shape) if shape else None,
         "knobs": knobs.__dict__,
     }
+
+
+def dry_run_recipe(
+    profile: ProfileSettings, recipe: list[str], launch: LaunchSettings | None = None, run_name: str | None = None,
+    max_iters: int | None = None, iters_scale: float = 1.0,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Every stage's plan in order; a later stage starts from `work_dirs/<profile>/<stage>/latest/merged` of
+    the one before, the folder that run would leave (a real run names the resolved folder)."""
+    plans = []
+    for i, stage in enumerate(recipe):
+        base = stage_model(profile, recipe[i - 1]) if i else None
+        plans.append(dry_run(profile, stage, None, launch, run_name, base, max_iters, iters_scale))
+    return plans
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    resolved = plan["launch"]
+    if resolved["launcher"]:
+        typer.echo(f"# node {resolved['node_rank']} of {resolved['nnodes']}, {resolved['gpus']} GPU(s) per node, "
+                   f"{resolved['launcher']} launcher")  # fmt: skip
+    for command in plan["commands"]:
+        typer.echo(envs.shell_line(command["argv"], command["env"]))
+    if plan["memory_gib"]:
+        parts = ", ".join(f"{k} {v}" for k, v in plan["memory_gib"].items() if k != "total")
+        typer.echo(f"estimated peak GPU memory: {plan['memory_gib']['total']} GiB ({parts})")
+
+
+def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    keys = ("stage", "base_model", "iterations", "first_loss", "last_loss", "duration_s", "merged")
+    return {k: manifest.get(k) for k in keys}
 
 
 def train_command(
@@ -478,6 +592,12 @@ def train_command(
     run_name: str = typer.Option(None, "--run-name", help="run folder name instead of a timestamp (multi-node)"),
     resume: bool = typer.Option(False, "--resume", help="resume from the run's last checkpoint"),
     max_iters: int = typer.Option(None, "--max-iters", help="cap the iterations (CPU configs read PLRA_MAX_ITERS)"),
+    iters_scale: float = typer.Option(
+        1.0, "--iters-scale", help="multiply the config's iterations (CPU configs read PLRA_ITERS_SCALE)"
+    ),
+    from_stage: str = typer.Option(None, "--from", help="start from this stage's latest merged model"),
+    base_model: Path = typer.Option(None, "--base-model", help="start from these weights (e.g. a merged model)"),
+    recipe: str = typer.Option(None, "--recipe", help="stages in order, each from the one before: pretrain,sft"),
     model_path: Path = typer.Option(None, "--model-path", help="local base weights"),
     dry_run_flag: bool = typer.Option(False, "--dry-run", help="print this node's commands and a GPU memory estimate"),
     as_json: bool = typer.Option(False, "--json"),
@@ -486,25 +606,54 @@ def train_command(
     settings = load_profile(profile, {"model_path": model_path})
     launch = load_launch({"gpus": gpus, "nnodes": nnodes, "node_rank": node_rank, "master_addr": master_addr,
                           "master_port": master_port, "launcher": launcher, "partition": partition})  # fmt: skip
+    if iters_scale <= 0:
+        raise PlraError(f"--iters-scale {iters_scale:g}: must be above 0")
+    if from_stage and base_model:
+        raise PlraError("--from and --base-model both name the starting weights: pass one")
+    if recipe is not None:
+        if stage != "sft" or from_stage or base_model or config or resume:
+            raise PlraError("--recipe names its stages and their starting weights: drop --stage, --from, "
+                            "--base-model, --config and --resume")  # fmt: skip
+        _recipe_command(settings, parse_recipe(recipe), launch, max_iters, iters_scale, run_name, dry_run_flag, as_json)
+        return
+    if from_stage:
+        check_stage(from_stage)
     if dry_run_flag:
-        plan = dry_run(settings, stage, config, launch, run_name)
+        start = base_model or (stage_model(settings, from_stage) if from_stage else None)
+        plan = dry_run(settings, stage, config, launch, run_name, start, max_iters, iters_scale)
         if as_json:
             typer.echo(json.dumps(plan))
             return
-        resolved = plan["launch"]
-        if resolved["launcher"]:
-            typer.echo(f"# node {resolved['node_rank']} of {resolved['nnodes']}, {resolved['gpus']} GPU(s) per node, "
-                       f"{resolved['launcher']} launcher")  # fmt: skip
-        for command in plan["commands"]:
-            typer.echo(envs.shell_line(command["argv"], command["env"]))
-        if plan["memory_gib"]:
-            parts = ", ".join(f"{k} {v}" for k, v in plan["memory_gib"].items() if k != "total")
-            typer.echo(f"estimated peak GPU memory: {plan['memory_gib']['total']} GiB ({parts})")
+        _print_plan(plan)
         return
-    manifest = run(settings, stage, config, launch, resume, max_iters, run_name=run_name, log=typer.echo)
+    start = base_model or (finished_model(settings, from_stage) if from_stage else None)
+    manifest = run(settings, stage, config, launch, resume, max_iters, run_name=run_name, log=typer.echo,
+                   base_model=start, iters_scale=iters_scale)  # fmt: skip
     if "merged" not in manifest:  # a node of rank > 0: its part is done
         typer.echo(json.dumps(manifest) if as_json else f"node {manifest['node_rank']} trained; node 0 converts "
                    f"and merges into {manifest['run_dir']}")  # fmt: skip
         return
     summary = {k: manifest[k] for k in ("first_loss", "last_loss", "duration_s", "merged")}
     typer.echo(json.dumps(summary) if as_json else f"trained: {summary}")
+
+
+def _recipe_command(
+    settings: ProfileSettings, recipe: list[str], launch: LaunchSettings, max_iters: int | None, iters_scale: float,
+    run_name: str | None, dry_run_flag: bool, as_json: bool,
+) -> None:  # fmt: skip
+    if dry_run_flag:
+        plans = dry_run_recipe(settings, recipe, launch, run_name, max_iters, iters_scale)
+        if as_json:
+            typer.echo(json.dumps({"recipe": recipe, "stages": plans}))
+            return
+        for plan in plans:
+            typer.echo(f"# {plan['stage']} (from {plan['base_model']})")
+            _print_plan(plan)
+        return
+    manifests = run_recipe(settings, recipe, launch, max_iters, iters_scale, run_name, log=typer.echo)
+    summary = {"recipe": recipe, "stages": [_summary(m) for m in manifests], "merged": manifests[-1]["merged"]}
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    for stage in summary["stages"]:
+        typer.echo(f"trained {stage['stage']}: {stage}")
