@@ -48,7 +48,7 @@ class ProfileSettings(BaseModel):
     train_method: Literal["lora", "qlora", "full"] = "lora"
     xtuner_config: str
     # The training stages the pipeline runs, in order; each starts from the one before's merged model. The
-    # pipeline serves and evaluates the SFT output, so the recipe ends with "sft".
+    # pipeline serves and evaluates the SFT output, so the recipe holds "sft" (DPO may follow it).
     train_recipe: list[Literal["pretrain", "sft", "dpo"]] = ["sft"]
     quant_group_size: int = 128
     calib_samples: int = 128
@@ -82,10 +82,11 @@ class ProfileSettings(BaseModel):
     @field_validator("train_recipe")
     @classmethod
     def _check_recipe(cls, value: list[str]) -> list[str]:
-        if not value or value[-1] != "sft":
-            raise ValueError("the recipe must end with sft (the pipeline serves and evaluates the SFT model)")
-        if len(set(value)) != len(value):
-            raise ValueError("each stage may appear once in the recipe")
+        order = {"pretrain": 0, "sft": 1, "dpo": 2}
+        if "sft" not in value:
+            raise ValueError("the recipe must hold sft (the pipeline serves and evaluates the SFT model)")
+        if len(set(value)) != len(value) or value != sorted(value, key=order.__getitem__):
+            raise ValueError("each stage at most once, in the order pretrain, sft, dpo")
         return value
 
     @property

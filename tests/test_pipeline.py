@@ -76,8 +76,28 @@ def test_the_recipe_is_checked_where_it_is_set(isolated_config, monkeypatch):
     monkeypatch.setenv("PLRA_TRAIN_RECIPE", "pretrain, sft")
     assert load_profile("internlm2-7b").train_recipe == ["pretrain", "sft"]
     monkeypatch.setenv("PLRA_TRAIN_RECIPE", "sft,pretrain")
-    with pytest.raises(PlraError, match="must end with sft"):
+    with pytest.raises(PlraError, match="in the order pretrain, sft, dpo"):
         load_profile("tiny")
+    monkeypatch.setenv("PLRA_TRAIN_RECIPE", "pretrain,dpo")
+    with pytest.raises(PlraError, match="must hold sft"):
+        load_profile("tiny")
+    monkeypatch.setenv("PLRA_TRAIN_RECIPE", "pretrain,sft,dpo")  # DPO from the SFT model; SFT is still served
+    assert load_profile("tiny").train_recipe == ["pretrain", "sft", "dpo"]
+
+
+def test_an_ablation_trains_dpo_too_and_scores_every_stage_against_the_base(isolated_config):
+    tiny = load_profile("tiny")
+    plain, ablation = Pipeline(tiny, None, None, set()), Pipeline(tiny, None, None, set(), ablation=True)
+    train = stage_argv(ablation, "train")
+    assert train[train.index("--recipe") + 1] == "pretrain,sft,dpo"
+    evaluation = stage_argv(ablation, "eval")
+    assert evaluation[evaluation.index("--models") + 1] == "base,pretrain,tuned,dpo"
+    assert "--rag" in evaluation and evaluation[evaluation.index("--rag") + 1] == "both"
+    plain_eval = stage_argv(plain, "eval")
+    assert plain_eval[plain_eval.index("--models") + 1] == "base,tuned"
+    assert plain._train_inputs() != ablation._train_inputs()  # the ablation's training is not the plain run's
+    gpu = stage_argv(Pipeline(load_profile("internlm2-7b"), None, None, set(), ablation=True), "eval")
+    assert "--api" not in gpu and gpu[gpu.index("--models") + 1] == "base,tuned,dpo"
 
 
 def test_an_unknown_budget_is_refused():

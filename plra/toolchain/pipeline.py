@@ -34,6 +34,7 @@ from plra.toolchain.evaluate import difference_lines, score_lines
 
 REPORTS = REPO_ROOT / "reports" / "pipeline"
 STATE = REPO_ROOT / ".plra" / "pipeline-state.json"
+STAGE_MODELS = {"pretrain": "pretrain", "sft": "tuned", "dpo": "dpo"}  # plra eval --models names, by stage
 HEADLINE_METRICS = ("acc_origin", "acc_circular", "key_point_recall", "perplexity")  # the report table
 STAGES = ("setup", "model", "kb", "data", "train", "quantize", "serve", "eval", "agent")
 SMOKE_QUESTIONS = (
@@ -85,9 +86,12 @@ def budget_of(name: str) -> Budget:
 class Pipeline:
     def __init__(
         self, profile: ProfileSettings, limit: int | None, max_iters: int | None, force: set[str], log=print,
-        budget: str = "default",
+        budget: str = "default", ablation: bool = False,
     ) -> None:  # fmt: skip
         self.profile = profile
+        # An ablation also trains DPO from the SFT model and scores every stage's model against the base.
+        self.recipe = list(profile.train_recipe) + (["dpo"] if ablation and "dpo" not in profile.train_recipe else [])
+        self.ablation = ablation
         self.limit = limit if limit is not None else profile.eval_limit
         self.max_iters = max_iters
         self.budget_name = budget
@@ -108,7 +112,7 @@ class Pipeline:
 
     def train_argv(self) -> list[str]:
         """One `plra train --recipe` call: the stages in order, each capped by --max-iters."""
-        argv = ["plra", "train", "--profile", self.profile.name, "--recipe", ",".join(self.profile.train_recipe)]
+        argv = ["plra", "train", "--profile", self.profile.name, "--recipe", ",".join(self.recipe)]
         if self.max_iters:
             argv += ["--max-iters", str(self.max_iters)]
         if self.budget.iters_scale != 1:
@@ -119,8 +123,8 @@ class Pipeline:
         from plra.toolchain.train import stage_config
 
         data_dir = REPO_ROOT / "build" / "data" / load_knowledge().field
-        configs = [stage_config(self.profile, stage, None) for stage in self.profile.train_recipe]
-        return _hash(data_dir / "manifest.json", *configs, self.profile.train_recipe, self.max_iters,
+        configs = [stage_config(self.profile, stage, None) for stage in self.recipe]
+        return _hash(data_dir / "manifest.json", *configs, self.recipe, self.max_iters,
                      self.budget.iters_scale)  # fmt: skip
 
     def served_model(self) -> Path:
@@ -139,7 +143,9 @@ class Pipeline:
         eval_args = [*p, "--rag", "both", "--json"] + (["--limit", str(self.limit)] if self.limit else [])
         if self.budget.rotations:
             eval_args += ["--rotations", str(self.budget.rotations)]
-        if self.profile.device == "cuda":
+        if self.ablation:  # the model folders themselves (on a GPU too): base and the output of every stage
+            eval_args += ["--models", ",".join(["base", *(STAGE_MODELS[stage] for stage in self.recipe)])]
+        elif self.profile.device == "cuda":
             eval_args += ["--api", f"http://127.0.0.1:{self.port}/v1"]
         else:
             eval_args += ["--models", "base,tuned"]
@@ -206,7 +212,7 @@ class Pipeline:
             return {}
 
     def _collect_train(self, log: Path) -> dict[str, Any]:
-        recipe = self.profile.train_recipe
+        recipe = self.recipe
         manifests = {
             stage: json.loads((self.train_dir.parent.parent / stage / "latest" / "manifest.json").read_text())
             for stage in recipe
@@ -482,6 +488,9 @@ def pipeline_command(
         "default", "--budget", help="default, or long: 4x the training iterations and 4 CircularEval rotations"
     ),
     force: list[str] = typer.Option(None, "--force", help="redo this stage even if its inputs are unchanged ('all')"),
+    ablation: bool = typer.Option(
+        False, "--ablation", help="also train DPO and score base / +pretraining / +SFT / +DPO, retrieval off and on"
+    ),
     dry_run_flag: bool = typer.Option(False, "--dry-run", help="print every command of every stage"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -504,7 +513,8 @@ def pipeline_command(
             if step.get("memory_gib"):
                 typer.echo(f"# estimated peak GPU memory {step['memory_gib']['total']} GiB")
         return
-    report = Pipeline(settings, limit, max_iters, set(force or []), log=typer.echo, budget=budget).run()
+    report = Pipeline(settings, limit, max_iters, set(force or []), log=typer.echo, budget=budget,
+                      ablation=ablation).run()  # fmt: skip
     typer.echo(
         json.dumps({k: v["status"] for k, v in report["stages"].items()})
         if as_json
