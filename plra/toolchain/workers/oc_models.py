@@ -8,6 +8,8 @@ user's turn, so the perplexity inferencer picks the option the model finds most 
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from opencompass.models import HuggingFacewithChatTemplate
 from opencompass.utils.prompt import PromptList
 
@@ -71,9 +73,6 @@ class ChatModelWithLoss(HuggingFacewithChatTemplate):
 
     def get_ppl(self, inputs, mask_length=None):
         """The loss of each input's first reply token, as an array (the inferencer calls `.tolist()` on it)."""
-        import numpy as np
-        import torch
-
         cache = self.__dict__.setdefault("_next_token", {})
         split = [self._split(prompt) for prompt in inputs]
         missing = list(dict.fromkeys(head for head, _ in split if head not in cache))
@@ -88,12 +87,22 @@ class ChatModelWithLoss(HuggingFacewithChatTemplate):
             for row, ids in enumerate(batch):  # right padding: each row's last real position predicts the reply
                 input_ids[row, : len(ids)] = torch.tensor(ids)
                 attention[row, : len(ids)] = 1
+            last = torch.tensor([len(ids) - 1 for ids in batch])
             with torch.no_grad():
-                logits = self.model(input_ids=input_ids.to(self.model.device),
-                                    attention_mask=attention.to(self.model.device)).logits  # fmt: skip
+                logits = self._last_logits(input_ids.to(self.model.device), attention.to(self.model.device), last)
             for row, ids in enumerate(batch):
-                cache[ids] = torch.log_softmax(logits[row, len(ids) - 1].float(), -1).cpu()
+                cache[ids] = torch.log_softmax(logits[row].float(), -1).cpu()
         return np.array([-float(cache[head][token]) for head, token in split])
+
+    def _last_logits(self, input_ids, attention, last):
+        """Next-token logits at each row's last real position only: the output layer over a 49k vocabulary at
+        every position would cost a fifth of the pass and a logits tensor thousands of times larger."""
+        decoder, head = getattr(self.model, "base_model", None), self.model.get_output_embeddings()
+        if decoder is None or decoder is self.model or head is None:
+            logits = self.model(input_ids=input_ids, attention_mask=attention).logits
+            return logits[torch.arange(len(last)), last]
+        hidden = decoder(input_ids=input_ids, attention_mask=attention).last_hidden_state
+        return head(hidden[torch.arange(len(last)), last.to(hidden.device)])
 
     def get_token_len(self, prompt) -> int:
         head, _ = self._split(prompt)
