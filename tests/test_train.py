@@ -327,7 +327,8 @@ def answer_loss(model_dir: Path, conversations: list[dict]) -> float:
 def test_tiny_sft_learns_merges_and_answers(training_data, tiny_model_dir, tmp_path):
     manifest = train.run(load_profile("tiny"), "sft", max_iters=24, run_dir=tmp_path / "run", log=lambda _m: None)
     assert len(manifest["losses"]) >= 2
-    assert manifest["last_loss"] < manifest["first_loss"]
+    # Learning is judged on the answers below, not on two logged losses: each is one batch's, and which batch
+    # lands at iteration 10 or 20 moves with the data (it flipped when the held-out split took papers out).
     merged = Path(manifest["merged"])
     conversations = [json.loads(line) for line in (training_data / "sft.jsonl").read_text().splitlines()[:12]]
     assert answer_loss(merged, conversations) < answer_loss(tiny_model_dir, conversations)
