@@ -184,7 +184,7 @@ def _predictions(workdir: Path, model: str, abbr: str) -> list[dict[str, Any]]:
 def _chosen_letter(prediction: Any) -> str | None:
     """The option a prediction picked: the label itself (by loss) or the first standalone letter (generated)."""
     text = str(prediction or "").strip()
-    if text in LETTERS and text:
+    if len(text) == 1 and text in LETTERS:
         return text
     match = re.search(r"\b([ABCD])\b", text)
     return match.group(1) if match else None

@@ -30,11 +30,11 @@ from plra.io import write_json_atomic, write_text_atomic
 from plra.paths import REPO_ROOT
 from plra.settings import ProfileSettings, load_knowledge, load_profile
 from plra.toolchain import envs
-from plra.toolchain.evaluate import difference_lines, score_lines
+from plra.toolchain.evaluate import TRAINED, difference_lines, score_lines
 
 REPORTS = REPO_ROOT / "reports" / "pipeline"
 STATE = REPO_ROOT / ".plra" / "pipeline-state.json"
-STAGE_MODELS = {"pretrain": "pretrain", "sft": "tuned", "dpo": "dpo"}  # plra eval --models names, by stage
+STAGE_MODELS = {stage: name for name, stage in TRAINED.items()}  # plra eval --models names, by training stage
 HEADLINE_METRICS = ("acc_origin", "acc_circular", "key_point_recall", "perplexity")  # the report table
 STAGES = ("setup", "model", "kb", "data", "train", "quantize", "serve", "eval", "agent")
 SMOKE_QUESTIONS = (
