@@ -8,10 +8,11 @@ import difflib
 import re
 from typing import Any
 
+from plra.assistant.support import NUMBERED, supported
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.synthesis import sentences
 from plra.prompts import SOURCES_HEADER
-from plra.toolchain.scoring import content_units, key_point_recall
+from plra.toolchain.scoring import key_point_recall
 
 # The intents that answer each kind of question in the dev set (datasets/<field>/benchmark/answers_dev.jsonl).
 PLAN_FITS = {
@@ -35,15 +36,6 @@ STOCK_PHRASES = [
     "work from another angle", "it finds that", "in recent years", "it is worth noting", "plays a crucial role",
     "in conclusion", "from the knowledge base", "近年来", "值得注意的是", "从多个角度", "综上所述", "另一个角度",
 ]  # fmt: skip
-SUPPORT_UNITS = 3  # a sentence is supported by an entry that shares this many content words with it
-SUPPORT_SHARE = 0.25  # ... or this share of the sentence's content words
-NUMBERED = re.compile(r"\[(\d+)\]")
-# Words any sentence shares with any entry: they support nothing.
-FUNCTION_WORDS = set(
-    "the and with that this for from are was were its their than into over more less which also both such can not "
-    "but has have had they them these those when where while only one two its all any each most some other new "
-    "use used using uses show shows shown found find finds about between across within without".split()
-)
 
 
 def stock_phrases(answer: str) -> list[str]:
@@ -63,21 +55,6 @@ def repeated_sentences(answer: str) -> int:
             repeats += 1
         seen.append(plain)
     return repeats
-
-
-def entry_units(kb: KnowledgeBase, arxiv_id: str) -> set[str]:
-    paper = kb.papers.get(arxiv_id)
-    if paper is None:
-        return set()
-    text = " ".join([paper.title, *paper.aliases, paper.summary_en, paper.summary_zh, *paper.key_findings,
-                     *paper.methods, *paper.datasets, *paper.metrics, *paper.keywords])  # fmt: skip
-    return content_units(text)
-
-
-def supported(sentence: str, kb: KnowledgeBase, arxiv_id: str) -> bool:
-    units = content_units(NUMBERED.sub("", re.sub(r"\[arXiv:[^\]]+\]", "", sentence))) - FUNCTION_WORDS
-    shared = units & entry_units(kb, arxiv_id)
-    return len(shared) >= SUPPORT_UNITS or (bool(units) and len(shared) / len(units) >= SUPPORT_SHARE)
 
 
 def _body(answer: str) -> str:
