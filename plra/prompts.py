@@ -519,13 +519,6 @@ SYNTHESIS = {
 
 COMPOSE: dict[str, dict[str, object]] = {
     "definition": {"en": "{term}: {definition} {cite}", "zh": "{term}：{definition}{cite}"},
-    "first_finding": {"en": "{name} {cite} finds that {finding}.", "zh": "{name} {cite} 的研究表明：{finding}。"},
-    "also_finding": {"en": "{name} {cite} also reports that {finding}.", "zh": "{name} {cite} 同样指出：{finding}。"},
-    "other_finding": {"en": "In {name} {cite}, {finding}.", "zh": "在 {name} {cite} 中，{finding}。"},
-    "contrast": {
-        "en": "In contrast, {name} {cite} shows that {finding}.",
-        "zh": "与之不同，{name} {cite} 表明，{finding}。",
-    },
     "compare_header": {
         "en": ["paper", "method", "data", "metric", "finding"],
         "zh": ["论文", "方法", "数据", "指标", "结论"],
@@ -535,20 +528,20 @@ COMPOSE: dict[str, dict[str, object]] = {
         "zh": "所问论文中只有 {names} 收录在知识库中，详情如下。",
     },
     "compare_common": {
-        "en": "{a} and {b} both belong to {topic} and both report {metrics} {cites}.",
-        "zh": "{a} 与 {b} 同属“{topic}”方向，且都报告了 {metrics} {cites}。",
+        "en": "Both are work on {topic} and report {metrics} {cites}.",
+        "zh": "两者都属于“{topic}”方向，也都报告 {metrics}{cites}。",
     },
     "compare_topic": {
-        "en": "{a} and {b} both belong to {topic} {cites}.",
-        "zh": "{a} 与 {b} 同属“{topic}”方向{cites}。",
+        "en": "Both are work on {topic} {cites}.",
+        "zh": "两者都属于“{topic}”方向{cites}。",
     },
     "compare_metrics": {
-        "en": "{a} and {b} both report {metrics} {cites}.",
-        "zh": "{a} 与 {b} 都报告了 {metrics} {cites}。",
+        "en": "Both report {metrics} {cites}.",
+        "zh": "两者都报告 {metrics}{cites}。",
     },
     "compare_differ": {
-        "en": "They differ in what they show: {a} {a_cite}: {a_finding}; {b} {b_cite}: {b_finding}.",
-        "zh": "二者的结论各有侧重：{a} {a_cite}：{a_finding}；{b} {b_cite}：{b_finding}。",
+        "en": "{a} and {b} differ in what they show: {a} {a_cite}: {a_finding}; {b} {b_cite}: {b_finding}.",
+        "zh": "{a} 与 {b} 的结论不同：{a}{a_cite}：{a_finding}；{b}{b_cite}：{b_finding}。",
     },
     "paper_lead": {"en": '"{title}" ({venue}, {year}) {cite}.', "zh": "《{title}》（{venue}，{year}）{cite}。"},
     "paper_finding": {"en": "Result: {finding} {cite}.", "zh": "{finding}{cite}。"},
@@ -557,8 +550,8 @@ COMPOSE: dict[str, dict[str, object]] = {
     "paper_metrics": {"en": "Metrics: {values} {cite}.", "zh": "指标：{values}{cite}。"},
     "paper_related": {"en": "Related work in the knowledge base: {names}.", "zh": "知识库中的相关工作：{names}。"},
     "list_intro": {
-        "en": "The {n} papers of the knowledge base that fit best:",
-        "zh": "知识库中最相关的 {n} 篇论文如下：",
+        "en": "The knowledge base holds {n} papers on this: {names}.",
+        "zh": "知识库中与此相关的论文有 {n} 篇：{names}。",
     },
     "open_intro": {
         "en": "The papers point to these open problems.",

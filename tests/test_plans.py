@@ -19,7 +19,8 @@ def assistant() -> Assistant:
     ("question", "wanted"),
     [
         ("Is DPO better than RLHF with PPO for personalization?", "evidence"),
-        ("个性化对齐和多元化对齐有什么区别？", "evidence"),
+        ("个性化对齐和多元化对齐有什么区别？", "difference"),
+        ("discriminative vs generative LLM recommenders — what's the split?", "difference"),
         ("Which benchmark should I use for personalized text generation?", "recommend"),
         ("我该用哪个基准评测长期记忆？", "recommend"),
         ("What are the main families of approaches to personalizing LLMs?", "overview"),

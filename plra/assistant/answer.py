@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 import typer
 
-from plra.assistant import compose, intents
+from plra.assistant import compose, intents, support
 from plra.assistant.compose import Plan
 from plra.assistant.conversation import check_history, load_history, recent_turns, standalone, trimmed
 from plra.assistant.synthesis import SynthesisIndex
@@ -61,6 +62,7 @@ class Citation:
 COMPOSED = "composed from the knowledge base"
 MAX_QUESTION_CHARS = 4000
 RECENT_POOL = 20  # papers retrieval finds for a recent-work question, of which the newest are shown
+WHOLE_TOPIC = 0.8  # share of a recent-work question's own words that name its topic: it asks about the whole topic
 SECTION_MIN_FIT = 0.35  # share of a question's words an overview part must hold to answer it
 
 
@@ -383,8 +385,18 @@ class Assistant:
             papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
         plan = Plan(kind, lang, papers, named, term, path)
-        if kind not in ("newcomer", "paper") and not (kind == "compare" and len(named) >= 2):
+        if len(terms) >= 2 and intents.DIFFERENCE.search(question):
+            plan.other_term = terms[1]
+        if kind == "paper" and intents.synthesis_intent(question) == "evidence":
+            # "Is there solid evidence that steering reliably personalizes style? StyleVector looks nice": the
+            # named paper is an example; a claim that weighs the evidence answers, when one fits.
+            weighed = dataclasses.replace(plan)
+            self._plan_from_synthesis(weighed, question, query, ranked)
+            plan = weighed if weighed.claim else plan
+        elif kind not in ("newcomer", "paper") and not (kind == "compare" and len(named) >= 2):
             self._plan_from_synthesis(plan, question, query, ranked)
+        if plan.other_term is not None and plan.claim is None:
+            plan.intent = "definition"  # no claim states the difference: the two glossary entries do
         return plan
 
     def _plan_from_overview(self, plan: Plan, question: str, query: str, topic: str | None, overview) -> None:
@@ -411,6 +423,11 @@ class Assistant:
         if wanted is None and plan.intent not in ("open_question", "general", "list"):
             return
         topic, named = self.synthesis.best_topic(query, ranked)
+        if plan.named and plan.intent == "open_question":
+            # "Build on StyleVector: what directions?": the named paper's topic, whose open problems are the ideas.
+            paper = self.knowledge.papers.get(plan.named[0])
+            own = [t for t in (paper.topics if paper else []) if t in self.knowledge.overviews]
+            topic, named = (own[0], True) if own else (topic, named)
         overview = self.knowledge.overviews.get(topic or "") if named else None  # a guessed topic answers no overview
         if wanted is None and plan.intent in ("general", "list"):
             self._plan_from_overview(plan, question, query, topic, overview)
@@ -421,16 +438,28 @@ class Assistant:
             candidates = [
                 h.arxiv_id for h in self.index.search(query, k=RECENT_POOL) if h.arxiv_id in self.knowledge.papers
             ]
+            papers = self.knowledge.papers
+            if named and topic and self.synthesis.topic_share(query, topic) >= WHOLE_TOPIC:
+                # The question names nothing but the topic: its own papers (the topic among a paper's first two),
+                # whatever retrieval ranks; a short question's words rank its newest papers poorly.
+                candidates = sorted((pid for pid, p in papers.items() if topic in p.topics[:2]), reverse=True)
+            elif named and topic:  # the asked topic only: a neighbouring topic's new papers do not answer it
+                candidates = [pid for pid in candidates if topic in papers[pid].topics] or candidates
+            if plan.term is not None:  # a named term narrows further, to the papers that speak of it
+                on_term = [pid for pid in candidates if compose.mentions(self.knowledge.papers[pid], plan.term)]
+                candidates = on_term or candidates
             newest = sorted(candidates, key=lambda pid: -self.knowledge.papers[pid].year)  # stable: rank breaks ties
             plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[:6]
             return
-        if wanted in ("evidence", "recommend"):
+        if wanted in ("evidence", "recommend", "difference"):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)
             if claim is not None:
                 plan.intent, plan.claim, plan.topic = "evidence", claim, topic
                 plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
                 return
         if overview is None:
+            return
+        if wanted == "difference":  # no claim states it: the glossary may (plan), else the plan intent() chose
             return
         if plan.intent == "open_question":
             sections = ("open_problems",)
@@ -473,7 +502,12 @@ class Assistant:
         plan = self.plan(question, query, lang, k)
         hits = [self.index.hit(p) for p in plan.papers]
         retrieved = time.monotonic()
-        draft = compose.compose(plan, self.knowledge, self.name_index, query)
+        # The support check is enforced, not only measured: a citation its paper's entry does not back is
+        # dropped, and a sentence left without support goes with it (the composer's and the model's alike).
+        curated = compose.curated_text(plan, self.knowledge)
+        draft, unsupported = support.enforce(compose.compose(plan, self.knowledge, self.name_index, query),
+                                             self.knowledge, curated)  # fmt: skip
+        draft = draft or COMPOSE["nothing"][lang]
         fallback = None
         if llm is None:
             text, citations, errors = check_citations(draft, self.knowledge, extra_sources or {})
@@ -486,7 +520,7 @@ class Assistant:
                 pieces.append(piece)
                 if on_token:
                     on_token(piece)
-            raw = "".join(pieces)
+            raw, unsupported = support.enforce("".join(pieces), self.knowledge)
             text, citations, errors = check_citations(raw, self.knowledge, extra_sources or {})
             fallback = compose.degenerate(text, question, len(citations))
             if fallback:
@@ -494,6 +528,7 @@ class Assistant:
             else:
                 raw += self._named_notes(raw, plan, query, lang)
             text, citations, errors = check_citations(raw, self.knowledge, extra_sources or {})
+        errors = unsupported + errors
         generated = time.monotonic()
         timings = {
             "retrieval_ms": round(1000 * (retrieved - start), 1),

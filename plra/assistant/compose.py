@@ -14,6 +14,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from plra.assistant.intents import BENCHMARK_WORDS
+from plra.assistant.support import supported
 from plra.knowledge.cite import surname
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.names import NameIndex
@@ -35,6 +37,7 @@ class Plan:
     papers: list[str]  # arXiv ids, named ones first
     named: list[str] = field(default_factory=list)  # the papers the question (or its history) names
     term: GlossaryTerm | None = None
+    other_term: GlossaryTerm | None = None  # a difference question's second term: the answer contrasts the two
     path: ReadingPath | None = None
     claim: Claim | None = None  # the evidence claim that answers the question (plra.assistant.synthesis)
     topic: str | None = None  # the topic whose overview answers it
@@ -86,25 +89,111 @@ def _join(items: list[str], lang: str) -> str:
     return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1] if items else ""
 
 
-def _paper_sentences(papers: list[Paper], question: str, names: NameIndex, lang: str, cues=None) -> list[str]:
+# Openings that make a paper's own sentence read as pasted ("This paper ...", "本文提出 ...", "结果显示，...").
+SELF_REFERENCE = re.compile(
+    r"^(this (paper|work|survey|study|method)|we|it)\b\s*|^(本文|本综述|该文|这篇论文|本研究|该方法|它)(自称)?", re.I
+)
+LEAD_IN = re.compile(r"^(结果(显示|表明)|实验(显示|表明)|研究(显示|表明)|在[^，,]{0,30}上的实验表明)[，,：:]?\s*")
+
+
+def claim_of(paper: Paper, question: str, names: NameIndex, lang: str, cues: re.Pattern | None = None) -> str:
+    """A paper's best finding written as the claim it makes, the paper named by its short name where the
+    entry says "this paper" or "本文", without the entry's lead-in ("结果显示，")."""
+    finding = best_finding(paper, question, lang, cues).strip()
+    finding = LEAD_IN.sub("", finding)
+    name = name_of(paper, names)
+    if SELF_REFERENCE.search(finding):
+        # A Latin name in Chinese text keeps a space before the Chinese that follows it.
+        finding = SELF_REFERENCE.sub(f"{name} " if lang == "en" or name[-1:].isascii() else name, finding, count=1)
+    return finding[:1].upper() + finding[1:] if lang == "en" else finding
+
+
+def _claims(papers: list[Paper], question: str, names: NameIndex, lang: str, cues=None) -> list[str]:
+    """One cited sentence per paper, the finding as the subject and the paper as its source: no connector
+    phrases ("X also reports", "同样指出") stringing the papers together."""
     out = []
-    for i, paper in enumerate(papers):
-        key = "first_finding" if i == 0 else ("also_finding" if i % 2 else "other_finding")
-        finding = best_finding(paper, question, lang, cues)
-        out.append(sentence(key, lang, name=name_of(paper, names), cite=cite(paper.arxiv_id),
-                            finding=finding if lang == "zh" else lower_first(finding)))  # fmt: skip
+    for paper in papers:
+        text = claim_of(paper, question, names, lang, cues).rstrip("。.")
+        out.append(f"{text}{cite(paper.arxiv_id)}。" if lang == "zh" else f"{text} {cite(paper.arxiv_id)}.")
     return out
 
 
+def by_idea(papers: list[Paper], question: str, names: NameIndex, lang: str, cues=None) -> list[str]:
+    """Paragraphs by idea: the papers grouped by the topic they share first, one paragraph per group."""
+    groups: dict[str, list[Paper]] = {}
+    for paper in papers:
+        groups.setdefault(paper.topics[0] if paper.topics else "", []).append(paper)
+    return [" ".join(_claims(group, question, names, lang, cues)) for group in groups.values()]
+
+
+def mentions(paper: Paper, term: GlossaryTerm) -> bool:
+    """Does the paper's entry speak of the term (by its name, an alias or a Chinese name)?"""
+    text = " ".join([paper.title, paper.summary_en, paper.summary_zh, *paper.keywords, *paper.key_findings]).lower()
+    return any(n.lower() in text for n in (term.term, *term.aliases, *term.names_zh) if len(n) >= 3)
+
+
+def _first_sentence(text: str, lang: str) -> str:
+    return (text.split("。")[0] + "。") if lang == "zh" else re.split(r"(?<=\.)\s", text.strip())[0]
+
+
+def _is(name: str, definition: str, lang: str) -> str:
+    """'个性化对齐指让模型……' / 'personalized alignment is the problem of ...': a term and its definition."""
+    if lang == "en":
+        return f"{name} is {lower_first(definition.rstrip('.'))}"
+    if definition.startswith(("指", "是", "即")):
+        return f"{name}{definition.rstrip('。')}"
+    body = definition.rstrip("。")
+    return f"{name}的{body}" if body.startswith("目标") else f"{name}——{body}"
+
+
+def _term_name(term: GlossaryTerm, lang: str) -> str:
+    return (term.names_zh or [term.term])[0] if lang == "zh" else term.term
+
+
+def _cross_sentence(a: GlossaryTerm, b: GlossaryTerm, lang: str) -> str | None:
+    """A sentence of one definition that speaks of the other term: where the glossary states the difference."""
+    for this, other in ((a, b), (b, a)):
+        text = this.zh if lang == "zh" else this.en
+        others = [n.lower() for n in (other.term, *other.aliases, *other.names_zh) if len(n) >= 3]
+        split = re.split(r"(?<=。)" if lang == "zh" else r"(?<=\.)\s", text)
+        for line in split[1:]:  # the first sentence is the definition itself
+            if any(n in line.lower() for n in others):
+                subject = _term_name(this, lang)
+                pronoun = r"^(It|This)\b" if lang == "en" else r"^(它|该概念|这一概念)"
+                return re.sub(pronoun, subject, line.strip())
+    return None
+
+
+def compose_difference(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """The difference first (where the glossary states it), then what each term names, then a study of each."""
+    a, b, lang = plan.term, plan.other_term, plan.lang
+    assert a is not None and b is not None
+    name_a, name_b = _term_name(a, lang), _term_name(b, lang)
+    def_a, def_b = (_first_sentence(t.zh if lang == "zh" else t.en, lang) for t in (a, b))
+    if lang == "zh":
+        contrast = f"{name_a}与{name_b}的区别在于：{_is(name_a, def_a, lang)}；而{_is(name_b, def_b, lang)}。"
+    else:
+        contrast = (f"{name_a} and {name_b} differ in what they aim at: {_is(name_a.lower(), def_a, lang)}, "
+                    f"while {_is(name_b.lower(), def_b, lang)}.")  # fmt: skip
+    parts = [x for x in [_cross_sentence(a, b, lang), contrast] if x]
+    studied = [kb.papers[t.papers[0]] for t in (a, b) if t.papers and t.papers[0] in kb.papers]
+    return " ".join(parts) + ("\n\n" + " ".join(by_idea(studied, question, names, lang)) if studied else "")
+
+
 def compose_definition(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """The glossary's definition first; the papers that study the term after it, grouped by idea."""
+    if plan.other_term is not None:
+        return compose_difference(plan, kb, names, question)
     term = plan.term
     assert term is not None
     definition = term.zh if plan.lang == "zh" else term.en
     studied = [kb.papers[p] for p in dict.fromkeys([*term.papers, *plan.papers]) if p in kb.papers][:3]
-    shown = (term.names_zh or [term.term])[0] if plan.lang == "zh" else term.term
-    first = sentence("definition", plan.lang, term=shown, definition=definition,
-                     cite=cite(studied[0].arxiv_id) if studied else "")  # fmt: skip
-    return " ".join([first, *_paper_sentences(studied[1:] if studied else [], question, names, plan.lang)])
+    shown = _term_name(term, plan.lang)
+    # The glossary is the definition's source; a paper is cited for it only where its entry backs it.
+    lead = cite(studied[0].arxiv_id) if studied and supported(definition, kb, studied[0].arxiv_id) else ""
+    first = sentence("definition", plan.lang, term=shown, definition=definition, cite=lead)
+    rest = by_idea(studied[1:] if lead else studied, question, names, plan.lang)
+    return "\n\n".join([first.strip(), *rest])
 
 
 def _cell(values: list[str], arxiv_id: str, limit: int = 3) -> str:
@@ -127,14 +216,15 @@ def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
         shared = [t for t in a.topics if t in b.topics and t in kb.topics]
         topic = kb.topic_label(shared[0], lang) if shared else ""
         metrics = sorted(set(a.metrics) & set(b.metrics))[:2]
+        # The difference is what a comparison asks for: it comes first, what the two share after it.
+        prose.append(sentence("compare_differ", lang, a=name_of(a, names), b=name_of(b, names),
+                              a_finding=best_finding(a, question, lang), b_finding=best_finding(b, question, lang),
+                              a_cite=cite(a.arxiv_id), b_cite=cite(b.arxiv_id)))  # fmt: skip
         if topic or metrics:
             key = "compare_common" if topic and metrics else ("compare_topic" if topic else "compare_metrics")
             topic = topic.lower() if lang == "en" else topic
             prose.append(sentence(key, lang, a=name_of(a, names), b=name_of(b, names), topic=topic,
                                   metrics=_join(metrics, lang), cites=cite(a.arxiv_id) + cite(b.arxiv_id)))  # fmt: skip
-        prose.append(sentence("compare_differ", lang, a=name_of(a, names), b=name_of(b, names),
-                              a_finding=best_finding(a, question, lang), b_finding=best_finding(b, question, lang),
-                              a_cite=cite(a.arxiv_id), b_cite=cite(b.arxiv_id)))  # fmt: skip
     return " ".join(prose) + "\n\n" + "\n".join(rows)
 
 
@@ -144,14 +234,10 @@ def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str
     summary = paper.summary_zh if lang == "zh" else paper.summary_en
     lead = sentence("paper_lead", lang, title=paper.title, venue=paper.venue or "arXiv", year=str(paper.year),
                     cite=cite(paper.arxiv_id))  # fmt: skip
-    findings = (
-        ""
-        if lang == "zh"
-        else " ".join(
-            sentence("paper_finding", lang, finding=lower_first(f.rstrip(".")), cite=cite(paper.arxiv_id))
-            for f in paper.key_findings[:3]
-        )
-    )
+    # Key findings the summary does not already state (a finding said twice reads as a template).
+    said = set(tokenize(summary))
+    fresh = [f for f in paper.key_findings[:3] if len(set(tokenize(f)) - said) > len(set(tokenize(f))) / 3]
+    findings = "" if lang == "zh" else " ".join(f"{f.rstrip('.')} {cite(paper.arxiv_id)}." for f in fresh)
     facts = [
         COMPOSE[key][lang].format(values=_join(values[:4], lang), cite=cite(paper.arxiv_id))
         for key, values in (
@@ -172,9 +258,22 @@ def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str
 
 
 def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
-    papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:5]
-    intro = sentence("list_intro", plan.lang, n=str(len(papers)))
-    return " ".join([intro, *_paper_sentences(papers, question, names, plan.lang)])
+    """Only items of the asked kind: the papers that speak of the named term, benchmarks when benchmarks are asked
+    for; the answer names them first, then says in a line each what each one is."""
+    papers = [kb.papers[p] for p in plan.papers if p in kb.papers]
+    if plan.term is not None and len(on_term := [p for p in papers if mentions(p, plan.term)]) >= 2:
+        papers = on_term
+    if BENCHMARK_WORDS.search(question) and len(benchmarks := [p for p in papers if "benchmark" in p.topics]) >= 2:
+        papers = benchmarks
+    papers = papers[:5]
+    if not papers:
+        return COMPOSE["nothing"][plan.lang]
+    shown = _join([name_of(p, names) for p in papers], plan.lang)
+    lines = [sentence("list_intro", plan.lang, n=str(len(papers)), names=shown)]
+    for paper in papers:
+        text = claim_of(paper, question, names, plan.lang).rstrip("。.")
+        lines.append(f"- {name_of(paper, names)} ({paper.year}) {cite(paper.arxiv_id)}: {text}")
+    return "\n".join(lines)
 
 
 def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
@@ -182,7 +281,7 @@ def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
         return compose_sections(plan, kb, names, question)
     papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:4]
     intro = sentence("open_intro", plan.lang)
-    return " ".join([intro, *_paper_sentences(papers, question, names, plan.lang, cues=OPEN_CUES)])
+    return " ".join([intro, *by_idea(papers, question, names, plan.lang, cues=OPEN_CUES)])
 
 
 def pick_path(paths: list[ReadingPath], question: str, lang: str) -> ReadingPath:
@@ -213,22 +312,13 @@ def compose_newcomer(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: 
 
 
 def compose_general(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """The term's definition first when one is named; then the papers' findings, a paragraph per idea."""
     papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:4]
-    parts = []
-    if plan.term:
-        definition = plan.term.zh if plan.lang == "zh" else plan.term.en
-        parts.append(definition.split("。")[0] + "。" if plan.lang == "zh" else re.split(r"(?<=\.)\s", definition)[0])
-    by_topic: dict[str, list[Paper]] = {}
-    for paper in papers:
-        by_topic.setdefault(paper.topics[0], []).append(paper)
-    groups = list(by_topic.values())
-    parts += _paper_sentences(groups[0], question, names, plan.lang) if groups else []
-    for group in groups[1:]:
-        first, *rest = group
-        parts.append(sentence("contrast", plan.lang, name=name_of(first, names), cite=cite(first.arxiv_id),
-                              finding=best_finding(first, question, plan.lang)))  # fmt: skip
-        parts += _paper_sentences(rest, question, names, plan.lang)[1:] if rest else []
-    return " ".join(parts) if parts else COMPOSE["nothing"][plan.lang]
+    parts = [_first_sentence(plan.term.zh if plan.lang == "zh" else plan.term.en, plan.lang)] if plan.term else []
+    if plan.term and parts and plan.lang == "zh" and parts[0].startswith("指"):
+        parts[0] = _term_name(plan.term, "zh") + parts[0]  # "指……" alone lacks its subject
+    parts += by_idea(papers, question, names, plan.lang)
+    return "\n\n".join(parts) if parts else COMPOSE["nothing"][plan.lang]
 
 
 def compose_evidence(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
@@ -289,6 +379,16 @@ COMPOSERS = {
 def compose(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """The plan written from the knowledge base alone; every sentence cites its paper."""
     return COMPOSERS[plan.intent](plan, kb, names, question).strip()
+
+
+def curated_text(plan: Plan, kb: KnowledgeBase) -> str:
+    """The field's written synthesis the plan quotes (its claim, its overview parts), in the plan's language."""
+    zh = plan.lang == "zh"
+    parts = [plan.claim.claim_zh if zh else plan.claim.claim_en] if plan.claim else []
+    parts += [plan.claim.conditions_zh if zh else plan.claim.conditions_en] if plan.claim else []
+    overview = kb.overviews.get(plan.topic or "")
+    parts += [getattr(part, plan.lang) for kind in plan.sections if overview and (part := overview.section(kind))]
+    return " ".join(parts)
 
 
 def plan_instructions(plan: Plan) -> str:

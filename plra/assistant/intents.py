@@ -61,6 +61,23 @@ OPEN_QUESTION = _any(
         r"\bchallenges?\b",
         r"\blimitations? of the field\b",
         r"\bwhat remains\b",
+        r"\b(what's|what is|what remains) (still )?open\b",
+        r"\bstill open\b",
+        r"\bresearch (directions?|ideas?|opportunit(y|ies))\b",
+        r"\bdirections? (look|looks|are|seem) promising\b",
+        r"\bwhat (could|should|can) i (work on|build|study) next\b",
+        r"\bnext project\b",
+        r"^\s*(any )?(research )?ideas?\b",
+        r"\b(any|some) (research )?ideas\b",
+        r"(可以|值得)?改进的?(想法|地方|方向)",
+        r"有什么.{0,6}想法",
+        r"\bworth (pursuing|working on|studying)\b",
+        r"(研究|后续|未来|可以做的|值得做的)方向",
+        r"切入(点|的点)",
+        r"值得(做|研究|深入)",
+        r"(难题|问题).{0,4}(没|未|尚未|还没)(有)?解决",
+        r"(没|未|尚未|还没)(有)?解决的?(难题|问题)",
+        r"难题",
         r"开放(问题|难题)",
         r"未解决",
         r"未来(方向|研究|工作)",
@@ -87,6 +104,21 @@ COMPARE = _any(
         r"不同",
         r"异同",
         r"相比",
+        r"不一样",
+        r"有啥(不同|区别)",
+        r"\bwhat'?s the (split|distinction)\b",
+        r"\bdistinguish\b",
+        r"\bhow do .{1,60} differ\b",
+    ]
+)
+# A question that asks what sets two things apart (the difference is the first sentence of its answer).
+DIFFERENCE = _any(
+    [
+        r"\bdiffer(ence|ences|s)?\b",
+        r"\bwhat'?s the (split|distinction)\b",
+        r"\bdistinguish\b",
+        r"\bvs\.?\b|\bversus\b",
+        r"区别|差异|不一样|有啥不同|有什么不同|异同|不同之处",
     ]
 )
 DEFINITION = _any(
@@ -122,6 +154,9 @@ LIST = _any(
         r"有哪些",
         r"哪些(基准|数据集|论文|方法|综述|工作)",
         r"列出",
+        r"列(几|一些|些|举)",
+        r"\bpapers? on\b",
+        r"\bgive me (some |a few )?(papers?|benchmarks?|datasets?)\b",
         r"有没有(相关的?)?(论文|工作|研究)",
         r"推荐(一些|几篇)?(论文|综述|基准|资料)",
     ]
@@ -284,13 +319,15 @@ EVIDENCE = _any(
         r"更好|更差|优于|胜过|是否|能否|能不能|会不会|有没有用|有效吗|靠谱|可靠吗|区别|差异|不同之处|实证|值不值得|值得吗",
     ]
 )
+# "Is A better than B": a verdict, though the question also says "vs".
+EVIDENCE_ONLY = _any([r"\bbetter than\b", r"\bworse than\b", r"\boutperform", r"更好|更差|优于"])
 RECOMMEND = _any(
     [
         r"\bwhich (benchmark|dataset|method|approach|metric|model|technique|evaluation)s? (should|would|do you|to)\b",
         r"\bwhat (benchmark|dataset|method|approach|metric)s? should\b",
         r"\bshould i use\b",
         r"\bwhat should i use\b",
-        r"\brecommend",
+        r"\brecommend(?!er|ation)",  # "LLM recommenders" name a topic, not a request for advice
         r"\bbest (benchmark|dataset|method|approach|way) (to|for)\b",
         r"\bif i (only )?have\b",
         r"\bneed an? (benchmark|dataset|method|metric)\b",
@@ -340,9 +377,12 @@ HOW = _any([r"^\s*how (do|does|is|are|can|should)\b", r"怎么(做|实现|处理
 
 def synthesis_intent(question: str) -> str | None:
     """The plan a question needs from the field's synthesis (claims, overviews), before the paper-level plans:
-    recent work, a recommendation, evidence (is A better than B), an overview of approaches; None otherwise."""
+    recent work, a difference (a claim may state it), a recommendation, evidence (is A better than B), an overview
+    of approaches; None otherwise."""
     if RECENT.search(question):
         return "recent"
+    if DIFFERENCE.search(question) and not EVIDENCE_ONLY.search(question):
+        return "difference"
     if RECOMMEND.search(question):
         return "recommend"
     if HOW.search(question) and not COMPARE.search(question):

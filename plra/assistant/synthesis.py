@@ -76,6 +76,14 @@ class SynthesisIndex:
         words = [w for w in tokenize(question) if w not in self.generic and not w.isdigit()]
         return self._coverage(words, set(tokenize(text))) if words else 0.0
 
+    def topic_share(self, question: str, topic: str) -> float:
+        """The share of the question's topic-specific words that name the topic itself: 1.0 for "what is new in
+        personalized alignment", less when the question asks about a matter within the topic."""
+        words = [w for w in tokenize(question) if w not in self.generic and not w.isdigit()]
+        if topic not in self.topic_ids or not words:
+            return 0.0
+        return self._coverage(words, self.topic_tokens[self.topic_ids.index(topic)])
+
     def best_topic(self, question: str, ranked: list[str]) -> tuple[str | None, bool]:
         """(topic, sure): the topic the question names; the field as a whole ("survey") when it names nothing
         but the field; else the first topic most of the best-ranked papers share (sure when most of them do)."""
