@@ -550,7 +550,7 @@ COMPOSE: dict[str, dict[str, object]] = {
     "paper_metrics": {"en": "Metrics: {values} {cite}.", "zh": "指标：{values}{cite}。"},
     "paper_related": {"en": "Related work in the knowledge base: {names}.", "zh": "知识库中的相关工作：{names}。"},
     "list_intro": {
-        "en": "The knowledge base holds {n} papers on this: {names}.",
+        "en": "The knowledge base holds {n} on this: {names}.",
         "zh": "知识库中与此相关的论文有 {n} 篇：{names}。",
     },
     "open_intro": {

@@ -120,3 +120,100 @@ def test_the_rubric_catches_templates_repeats_and_citations_their_entry_does_not
     scored = rubric.score(row, answer, "general", ["2304.11406"], knowledge)
     assert scored["plan_fit"] is False and scored["template"] is True and scored["expected_cited"] == 1.0
     assert scored["parts"]["synthesis"] == 0 and scored["parts"]["covers_key_points"] == 2
+
+
+# ------------------------------------------------------------------ answers that answer (issue 24)
+
+STRINGING = ["finds that", "also reports that", "In contrast,", "both belong to", "的研究表明", "同样指出", "与之不同"]
+
+
+def test_the_support_check_drops_unsupported_citations_and_sentences(assistant):
+    from plra.assistant import support
+
+    knowledge = assistant.knowledge
+    finding = knowledge.papers["2304.11406"].key_findings[0].rstrip(".")
+    text = (f"{finding} [arXiv:2304.11406]. Sourdough crumb opens with longer fermentation [arXiv:2304.11406]"
+            "[arXiv:2310.08560]. A sentence citing nothing.")  # fmt: skip
+    kept, dropped = support.enforce(text, knowledge)
+    assert kept == f"{finding} [arXiv:2304.11406]. A sentence citing nothing."  # the unsupported sentence is gone
+    assert {d["cited"] for d in dropped} == {"2304.11406", "2310.08560"}
+    # An unsupported citation beside a supported one goes; the sentence stays with the one that backs it.
+    lamp_only = "LaMP has citation identification, movie tagging and product rating tasks [arXiv:2304.11406]"
+    kept, dropped = support.enforce(f"{lamp_only}[arXiv:2410.10813].", knowledge)
+    assert kept == f"{lamp_only}." and [d["cited"] for d in dropped] == ["2410.10813"]
+    # A curated overview sentence stays whole: it was written from the papers, a word count cannot overrule it.
+    assert support.enforce(text, knowledge, curated=text)[0] == text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which papers study sycophancy in LLMs?",
+        "列几篇做大模型用户模拟器的论文。",
+        "What is pluralistic alignment?",
+        "What is persona drift?",
+        "有哪些个性化对齐的论文？",
+    ],
+)
+def test_composed_answers_cite_only_what_entries_support_and_do_not_string_papers(assistant, question):
+    from plra.assistant import rubric
+
+    result = assistant.ask(question)
+    assert not result.refused
+    cited = [c.arxiv_id for c in result.citations]
+    assert cited and rubric.citations_checked(result.answer, cited, assistant.knowledge)[1] == 0
+    assert not [p for p in STRINGING if p in result.answer]
+
+
+def test_a_difference_no_claim_states_comes_from_both_glossary_entries_first(assistant):
+    result = assistant.ask("What's the difference between a persona and a user profile?")
+    assert result.intent == "definition"
+    first = result.answer.split(".")[0].lower()
+    assert "persona" in first and "user profile" in first and "differ" in first
+
+
+def test_a_longer_phrase_than_a_glossary_term_is_not_given_that_terms_definition(assistant):
+    persona = next(t for t in assistant.knowledge.glossary if t.term == "Persona")
+    result = assistant.ask("What is persona drift?")
+    assert result.intent != "definition"
+    assert persona.en[:40] not in result.answer
+    assert intents.asked_phrase("What is persona drift?") == "persona drift"
+
+
+def test_ideas_building_on_a_paper_come_from_its_topics_open_problems(assistant):
+    result = assistant.ask(
+        "I'd like to build on StyleVector for my next project. What research directions look promising?"
+    )
+    topic = assistant.knowledge.papers["2503.05213"].topics[0]
+    open_problems = assistant.knowledge.overviews[topic].section("open_problems").en
+    assert result.intent == "open_question"
+    assert {c.arxiv_id for c in result.citations} <= set(cited_ids(open_problems))
+
+
+def test_a_list_holds_only_papers_on_what_is_asked(assistant):
+    from plra.assistant.compose import mentions
+
+    term = next(t for t in assistant.knowledge.glossary if t.term == "User simulator")
+    result = assistant.ask("列几篇做大模型用户模拟器的论文。")
+    assert result.intent == "list" and len(result.citations) >= 2
+    assert all(mentions(assistant.knowledge.papers[c.arxiv_id], term) for c in result.citations)
+
+
+def test_recent_work_keeps_to_the_topic_asked(assistant):
+    result = assistant.ask("最近个性化对齐有哪些新进展？")
+    assert result.intent == "recent"
+    assert all("personalized-alignment" in assistant.knowledge.papers[c.arxiv_id].topics for c in result.citations)
+
+
+@pytest.mark.parametrize(
+    ("question", "wanted"),
+    [
+        ("大模型做推荐主要有哪几类做法？", "overview"),
+        ("What are the main design families of memory for a companion chatbot, and how do they differ?", "overview"),
+        ("个性化大模型的隐私方面，目前还有哪些没解决的问题？", "open_question"),
+        ("做多元化对齐的偏好数据收集，还有什么可以改进的想法？", "open_question"),
+        ("Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?", "evidence"),
+    ],
+)
+def test_a_neighbouring_plan_does_not_win(assistant, question, wanted):
+    assert assistant.ask(question).intent == wanted

@@ -43,7 +43,7 @@ from plra.prompts import (
     SYSTEM,
 )
 from plra.settings import KnowledgeSettings, load_knowledge
-from plra.types import arxiv_url, cited_ids
+from plra.types import GlossaryTerm, arxiv_url, cited_ids
 
 CITED = re.compile(r"(?:\"([^\"]{8,200})\"\s*)?\[?arXiv:\s*(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?\]?")
 STOP_STRINGS = ["<|im_end|>", "\nuser\n", "\nUser:", "\nQuestion:", "\n问题："]
@@ -63,6 +63,7 @@ COMPOSED = "composed from the knowledge base"
 MAX_QUESTION_CHARS = 4000
 RECENT_POOL = 20  # papers retrieval finds for a recent-work question, of which the newest are shown
 WHOLE_TOPIC = 0.8  # share of a recent-work question's own words that name its topic: it asks about the whole topic
+ASKED_EXTRA = 0.34  # share of a definition question's phrase a glossary term may lack and still be what is asked
 SECTION_MIN_FIT = 0.35  # share of a question's words an overview part must hold to answer it
 
 
@@ -339,6 +340,18 @@ def model_for(endpoint: str | None):
     return LLMClient.for_profile(url, load_profile(), max_tokens=LLMSettings.max_tokens)
 
 
+def covers_asked(question: str, term: GlossaryTerm) -> bool:
+    """Does the glossary term name what a definition question asks about? False when the asked phrase holds
+    words the term's names lack ("persona drift" against "persona"); True when the question is not of that form."""
+    asked = intents.asked_phrase(question)
+    if not asked:
+        return True
+    wanted = set(tokenize(asked))
+    named = set(tokenize(" ".join([term.term, *term.aliases, *term.names_zh])))
+    extra = wanted - named
+    return not wanted or len(extra) / len(wanted) <= ASKED_EXTRA
+
+
 class Assistant:
     """Everything `plra ask`, the agent and the app share: the knowledge base, the index, the names, the
     refusal rule, the answer plans."""
@@ -369,6 +382,11 @@ class Assistant:
         named = self.name_index.papers(query)
         terms = self.name_index.terms_in(query)
         kind = intents.intent(question, len(named), len(terms))
+        demoted = False
+        if kind in ("definition", "general") and terms and not covers_asked(question, terms[0]):
+            # "What is persona drift?" names the glossary's "persona" but asks about more than it: the
+            # neighbouring term's definition would answer another question; the papers on the phrase answer it.
+            terms, kind, demoted = [], "general", True
         if kind == "definition" and not terms:
             kind = "general"
         term = terms[0] if terms else None
@@ -387,15 +405,16 @@ class Assistant:
         plan = Plan(kind, lang, papers, named, term, path)
         if len(terms) >= 2 and intents.DIFFERENCE.search(question):
             plan.other_term = terms[1]
-        if kind == "paper" and intents.synthesis_intent(question) == "evidence":
-            # "Is there solid evidence that steering reliably personalizes style? StyleVector looks nice": the
-            # named paper is an example; a claim that weighs the evidence answers, when one fits.
+        if kind == "paper" and intents.synthesis_intent(question) in ("evidence", "recommend"):
+            # "Is there solid evidence that steering reliably personalizes style? StyleVector looks nice", "Need a
+            # benchmark for long-form generation, not LaMP": the named paper is an example or a foil; a claim or
+            # the overview's advice answers, when one fits.
             weighed = dataclasses.replace(plan)
             self._plan_from_synthesis(weighed, question, query, ranked)
-            plan = weighed if weighed.claim else plan
-        elif kind not in ("newcomer", "paper") and not (kind == "compare" and len(named) >= 2):
+            plan = weighed if weighed.claim or weighed.sections else plan
+        elif kind not in ("newcomer", "paper") and not demoted and not (kind == "compare" and len(named) >= 2):
             self._plan_from_synthesis(plan, question, query, ranked)
-        if plan.other_term is not None and plan.claim is None:
+        if plan.other_term is not None and plan.claim is None and not plan.sections:
             plan.intent = "definition"  # no claim states the difference: the two glossary entries do
         return plan
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from plra.assistant.intents import BENCHMARK_WORDS
 from plra.assistant.support import supported
+from plra.assistant.synthesis import GENERIC
 from plra.knowledge.cite import surname
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.names import NameIndex
@@ -51,7 +52,7 @@ def cite(arxiv_id: str) -> str:
 def lower_first(text: str) -> str:
     """'Adding items ...' -> 'adding items ...' inside a sentence; names and acronyms ('LaMP', 'GPT-4') stay."""
     first = text.split(" ", 1)[0]
-    return text[:1].lower() + text[1:] if first[:1].isupper() and first[1:].islower() else text
+    return text[:1].lower() + text[1:] if first[:1].isupper() and (first[1:].islower() or first == "A") else text
 
 
 def best_finding(paper: Paper, question: str, lang: str, cues: re.Pattern | None = None) -> str:
@@ -93,6 +94,9 @@ def _join(items: list[str], lang: str) -> str:
 SELF_REFERENCE = re.compile(
     r"^(this (paper|work|survey|study|method)|we|it)\b\s*|^(本文|本综述|该文|这篇论文|本研究|该方法|它)(自称)?", re.I
 )
+# "The testbed ...", "该基准 ...": a finding whose subject is the paper's artefact, unnamed.
+THE_THING = re.compile(r"^The (testbed|benchmark|dataset|method|model|framework|approach|system|survey|study)\b")
+THE_THING_ZH = re.compile(r"^该(基准|数据集|方法|模型|框架|系统|测试平台)")
 LEAD_IN = re.compile(r"^(结果(显示|表明)|实验(显示|表明)|研究(显示|表明)|在[^，,]{0,30}上的实验表明)[，,：:]?\s*")
 
 
@@ -102,9 +106,18 @@ def claim_of(paper: Paper, question: str, names: NameIndex, lang: str, cues: re.
     finding = best_finding(paper, question, lang, cues).strip()
     finding = LEAD_IN.sub("", finding)
     name = name_of(paper, names)
+    if lang == "en" and (thing := THE_THING.match(finding)):  # "The testbed contains ..." -> "PERSONA's testbed"
+        finding = f"{name}'s {thing.group(1)}{finding[thing.end() :]}"
+    elif lang == "zh" and (thing := THE_THING_ZH.match(finding)):
+        finding = f"{name} 的{thing.group(1)}{finding[thing.end() :]}"
     if SELF_REFERENCE.search(finding):
         # A Latin name in Chinese text keeps a space before the Chinese that follows it.
-        finding = SELF_REFERENCE.sub(f"{name} " if lang == "en" or name[-1:].isascii() else name, finding, count=1)
+        subject = f"{name} " if lang == "en" or name[-1:].isascii() else name
+        finding = SELF_REFERENCE.sub(subject, finding, count=1)
+        if lang == "zh" and finding[len(subject) :].startswith(("首个", "第一")):  # "X 首个系统梳理" -> "X 是首个"
+            finding = f"{subject}是{finding[len(subject) :]}"
+    # "Agent4Rec 提出 Agent4Rec：一个……": the name said twice once "本文" became the name.
+    finding = re.sub(rf"^{re.escape(name)}\s*提出\s*{re.escape(name)}[：:]\s*", f"{name} 是", finding)
     return finding[:1].upper() + finding[1:] if lang == "en" else finding
 
 
@@ -124,6 +137,24 @@ def by_idea(papers: list[Paper], question: str, names: NameIndex, lang: str, cue
     for paper in papers:
         groups.setdefault(paper.topics[0] if paper.topics else "", []).append(paper)
     return [" ".join(_claims(group, question, names, lang, cues)) for group in groups.values()]
+
+
+def _entry_text(paper: Paper) -> str:
+    return " ".join([paper.title, *paper.aliases, paper.summary_en, paper.summary_zh, *paper.keywords,
+                     *paper.key_findings, *paper.methods, *paper.datasets])  # fmt: skip
+
+
+LIST_WORDS = (
+    "list give some few exist exists studies study 列 列出 几篇 篇 一些 相关 工作 有没有"  # how a list is asked
+)
+_KNOWN: dict[int, set[str]] = {}
+
+
+def known_words(kb: KnowledgeBase) -> set[str]:
+    """Every word of every curated entry (computed once per knowledge base)."""
+    if id(kb) not in _KNOWN:
+        _KNOWN[id(kb)] = {w for p in kb.papers.values() for w in tokenize(_entry_text(p))}
+    return _KNOWN[id(kb)]
 
 
 def mentions(paper: Paper, term: GlossaryTerm) -> bool:
@@ -157,10 +188,10 @@ def _cross_sentence(a: GlossaryTerm, b: GlossaryTerm, lang: str) -> str | None:
         others = [n.lower() for n in (other.term, *other.aliases, *other.names_zh) if len(n) >= 3]
         split = re.split(r"(?<=。)" if lang == "zh" else r"(?<=\.)\s", text)
         for line in split[1:]:  # the first sentence is the definition itself
-            if any(n in line.lower() for n in others):
-                subject = _term_name(this, lang)
-                pronoun = r"^(It|This)\b" if lang == "en" else r"^(它|该概念|这一概念)"
-                return re.sub(pronoun, subject, line.strip())
+            pronoun = r"^(It|This)\b" if lang == "en" else r"^(它|该概念|这一概念)"
+            # Only a sentence whose subject is the term itself: one that says "it" midway reads as orphaned.
+            if any(n in line.lower() for n in others) and re.match(pronoun, line.strip()):
+                return re.sub(pronoun, _term_name(this, lang), line.strip())
     return None
 
 
@@ -173,7 +204,7 @@ def compose_difference(plan: Plan, kb: KnowledgeBase, names: NameIndex, question
     if lang == "zh":
         contrast = f"{name_a}与{name_b}的区别在于：{_is(name_a, def_a, lang)}；而{_is(name_b, def_b, lang)}。"
     else:
-        contrast = (f"{name_a} and {name_b} differ in what they aim at: {_is(name_a.lower(), def_a, lang)}, "
+        contrast = (f"{name_a} and {name_b} differ: {_is(name_a.lower(), def_a, lang)}, "
                     f"while {_is(name_b.lower(), def_b, lang)}.")  # fmt: skip
     parts = [x for x in [_cross_sentence(a, b, lang), contrast] if x]
     studied = [kb.papers[t.papers[0]] for t in (a, b) if t.papers and t.papers[0] in kb.papers]
@@ -265,11 +296,20 @@ def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
         papers = on_term
     if BENCHMARK_WORDS.search(question) and len(benchmarks := [p for p in papers if "benchmark" in p.topics]) >= 2:
         papers = benchmarks
+    # The question's own words beyond the field's and the term's ("tutoring" in "papers on personalized LLM
+    # tutoring"): a paper whose entry has none of them is not on what is asked, and an empty list says so.
+    asked = GENERIC + " " + LIST_WORDS + " " + (" ".join([plan.term.term, *plan.term.names_zh]) if plan.term else "")
+    generic = set(tokenize(asked))
+    specific = (set(tokenize(question)) - generic) & known_words(kb)  # "列几篇" is no subject: words papers use
+    if specific:
+        papers = [p for p in papers if specific & set(tokenize(_entry_text(p)))]
     papers = papers[:5]
     if not papers:
         return COMPOSE["nothing"][plan.lang]
     shown = _join([name_of(p, names) for p in papers], plan.lang)
-    lines = [sentence("list_intro", plan.lang, n=str(len(papers)), names=shown)]
+    shown = shown.rstrip(".") if plan.lang == "en" else shown  # "Zhang et al." before the closing period
+    n = str(len(papers)) + ("" if plan.lang == "zh" else (" paper" if len(papers) == 1 else " papers"))
+    lines = [sentence("list_intro", plan.lang, n=n, names=shown)]
     for paper in papers:
         text = claim_of(paper, question, names, plan.lang).rstrip("。.")
         lines.append(f"- {name_of(paper, names)} ({paper.year}) {cite(paper.arxiv_id)}: {text}")

@@ -334,12 +334,12 @@ RECOMMEND = _any(
         r"\bwhich .{1,40} should i\b",
         r"\bwhat (method|approach) should\b",
         r"\bi only have time for\b",
-        r"用哪个|该用|应该用|推荐(?!系统)|选哪|怎么选|如何选择|选什么|有什么合适的|有哪些现成的|用什么方法|该读哪",
+        r"用哪个|该用|应该用|(给我|请|能否|可以|你)推荐|推荐(一下|几|一些|些|哪|什么)|选哪|怎么选|如何选择|选什么|有什么合适的|有哪些现成的|用什么方法|该读哪",
     ]
 )
 OVERVIEW = _any(
     [
-        r"\bmain (families|approaches|methods|lines of work|directions|paradigms)\b",
+        r"\bmain (\w+ )?(families|approaches|methods|lines of work|directions|paradigms)\b",
         r"\bfamilies of (methods|approaches)\b",
         r"\bwhat (approaches|methods|techniques) (exist|are there)\b",
         r"\boverview of\b",
@@ -381,16 +381,36 @@ def synthesis_intent(question: str) -> str | None:
     of approaches; None otherwise."""
     if RECENT.search(question):
         return "recent"
-    if DIFFERENCE.search(question) and not EVIDENCE_ONLY.search(question):
-        return "difference"
     if RECOMMEND.search(question):
         return "recommend"
+    if OVERVIEW.search(question):  # "the main design families and how they differ": the families answer it
+        return "overview"
+    if DIFFERENCE.search(question) and not EVIDENCE_ONLY.search(question):
+        return "difference"
     if HOW.search(question) and not COMPARE.search(question):
         return "overview"  # "how do X do Y" asks for the approaches, not a yes or no
     if EVIDENCE.search(question):
         return "evidence"
     if OVERVIEW.search(question):
         return "overview"
+    return None
+
+
+# What a definition question asks to have defined: "what is persona drift?" -> "persona drift".
+ASKED = [
+    re.compile(r"^\s*what (?:is|are) (?:a |an |the )?(.+?)\s*\??\s*$", re.I),
+    re.compile(r"\bwhat does (.+?) mean\b", re.I),
+    re.compile(r"\bdefine (.+?)(?:[,.?]|$)", re.I),
+    re.compile(r"什么是(.+?)[？?。]?$"),
+    re.compile(r"^(.+?)(?:这个概念|这个词)?(?:是什么意思|是什么|指的是什么|的定义|的含义)"),
+]
+
+
+def asked_phrase(question: str) -> str | None:
+    """The phrase a definition question asks about, or None when it is not asked in one of these forms."""
+    for pattern in ASKED:
+        if match := pattern.search(question.strip()):
+            return match.group(1).strip(" “”\"'‘’")
     return None
 
 

@@ -8,9 +8,8 @@ import difflib
 import re
 from typing import Any
 
-from plra.assistant.support import NUMBERED, supported
+from plra.assistant.support import NUMBERED, sentences, supported
 from plra.knowledge.kb import KnowledgeBase
-from plra.knowledge.synthesis import sentences
 from plra.prompts import SOURCES_HEADER
 from plra.toolchain.scoring import key_point_recall
 
@@ -35,6 +34,8 @@ STOCK_PHRASES = [
     "here is how", "has been studied from several angles", "have been studied from several angles",
     "work from another angle", "it finds that", "in recent years", "it is worth noting", "plays a crucial role",
     "in conclusion", "from the knowledge base", "近年来", "值得注意的是", "从多个角度", "综上所述", "另一个角度",
+    # the connectors that strung one finding per paper (the reviewer's examples, 2026-12-07)
+    "both belong to", "also reports that", "in contrast, ", "的研究表明：", "同样指出", "与之不同",
 ]  # fmt: skip
 
 

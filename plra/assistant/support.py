@@ -17,13 +17,21 @@ SUPPORT_SHARE = 0.25  # ... or this share of the sentence's content words
 NUMBERED = re.compile(r"\[(\d+)\]")
 ARXIV = re.compile(r"\s*\[arXiv:\s*([^\]\s]+)\]")
 # A sentence ends at 。！？, or at .!? before a capital, a citation, a quote or a number (as synthesis.sentences).
-BOUNDARY = re.compile(r"((?<=[。！？])|(?<=[.!?])\s+(?=[A-Z\[(\"“0-9\u4e00-\u9fff]))")
+# Not after "et al.", "e.g.", "i.e." or "vs.": a name with its year would lose its citation to the next sentence.
+BOUNDARY = re.compile(
+    r"((?<=[。！？])|(?<=[.!?])(?<!\bal\.)(?<!e\.g\.)(?<!i\.e\.)(?<!\bvs\.)\s+(?=[A-Z\[(\"“0-9\u4e00-\u9fff]))"
+)
 # Words any sentence shares with any entry: they support nothing.
 FUNCTION_WORDS = set(
     "the and with that this for from are was were its their than into over more less which also both such can not "
     "but has have had they them these those when where while only one two its all any each most some other new "
     "use used using uses show shows shown found find finds about between across within without".split()
 )
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences, line by line, split where enforce() splits them."""
+    return [piece.strip() for line in text.split("\n") for piece in BOUNDARY.split(line)[::2] if piece.strip()]
 
 
 def entry_units(kb: KnowledgeBase, arxiv_id: str) -> set[str]:

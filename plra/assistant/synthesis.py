@@ -23,7 +23,8 @@ GENERIC = (
     "personalization personalized personalizing personalize personalise llm llms large language model models "
     "method methods approach approaches user users main open problem problems based new latest recent work "
     "works paper papers family families pick choose field research would each which what when how best "
-    "个性化 大模型 模型 方法 问题 开放 最新 最近 进展 新进展 研究 哪些 什么"
+    "个性化 大模型 模型 方法 问题 开放 最新 最近 进展 新进展 研究 哪些 什么 "
+    "主要 哪 几类 几种 哪几类 哪几种 做法 路线 思路 做 大致 有 怎么 如何 目前 现在 还有 方面"
 )
 
 
