@@ -217,3 +217,19 @@ def test_recent_work_keeps_to_the_topic_asked(assistant):
 )
 def test_a_neighbouring_plan_does_not_win(assistant, question, wanted):
     assert assistant.ask(question).intent == wanted
+
+
+@pytest.mark.parametrize(
+    ("question", "path"),
+    [
+        ("我做推荐系统，想入门个性化大模型", "recommendation-and-user-modelling"),
+        ("I come from recommender systems; what should I read to get into personalized LLMs?",
+         "recommendation-and-user-modelling"),
+        ("New to memory for chat agents. Where do I start?", "memory-and-long-term-dialogue"),
+        ("I am new to this field, where should I start?", "getting-started"),
+    ],
+)  # fmt: skip
+def test_a_newcomer_gets_the_path_of_the_background_they_state(assistant, question, path):
+    lang = "zh" if "我" in question else "en"
+    plan = assistant.plan(question, question, lang, 5)
+    assert plan.intent == "newcomer" and plan.path is not None and plan.path.id == path

@@ -38,11 +38,11 @@ class Plan:
     papers: list[str]  # arXiv ids, named ones first
     named: list[str] = field(default_factory=list)  # the papers the question (or its history) names
     term: GlossaryTerm | None = None
-    other_term: GlossaryTerm | None = None  # a difference question's second term: the answer contrasts the two
     path: ReadingPath | None = None
     claim: Claim | None = None  # the evidence claim that answers the question (plra.assistant.synthesis)
     topic: str | None = None  # the topic whose overview answers it
     sections: tuple[str, ...] = ()  # which parts of that overview
+    other_term: GlossaryTerm | None = None  # a difference question's second term: the answer contrasts the two
 
 
 def cite(arxiv_id: str) -> str:
@@ -324,14 +324,22 @@ def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
     return " ".join([intro, *by_idea(papers, question, names, plan.lang, cues=OPEN_CUES)])
 
 
+PATH_STOP = {"了解", "应该", "开始", "想要", "希望", "如何", "怎么", "进入"}
+
+
 def pick_path(paths: list[ReadingPath], question: str, lang: str) -> ReadingPath:
     """The reading path whose audience and title best match the background the question states."""
-    wanted = Counter(tokenize(question))
+    # A background is a subject ("推荐系统"), not the verbs around it ("做", "想了解"), which one path's audience
+    # sentence happened to share; and a path's title names its subject, so it counts twice.
+    # The field's own words ("个性化", "LLM", "new") fit every path and say nothing about the reader.
+    stop = PATH_STOP | set(tokenize(GENERIC + " get start read come coming field area 入门 新手 阅读 顺序"))
+    wanted = Counter(w for w in tokenize(question) if len(w) > 1 and w not in stop)
 
     def fit(path: ReadingPath) -> tuple[float, int]:
-        text = " ".join([path.audience_en, path.audience_zh, path.title_en, path.title_zh])
-        words = set(tokenize(text))
-        return (sum(c for w, c in wanted.items() if w in words), -paths.index(path))  # ties: the first path
+        audience = set(tokenize(f"{path.audience_en} {path.audience_zh}"))
+        title = set(tokenize(f"{path.title_en} {path.title_zh}"))
+        score = sum(c * ((w in audience) + 2 * (w in title)) for w, c in wanted.items())
+        return (score, -paths.index(path))  # ties: the first path
 
     return max(paths, key=fit)
 
