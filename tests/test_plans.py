@@ -233,3 +233,15 @@ def test_a_newcomer_gets_the_path_of_the_background_they_state(assistant, questi
     lang = "zh" if "我" in question else "en"
     plan = assistant.plan(question, question, lang, 5)
     assert plan.intent == "newcomer" and plan.path is not None and plan.path.id == path
+
+
+def test_a_follow_up_asking_for_other_work_answers_with_other_papers(assistant):
+    history = [
+        {"role": "user", "content": "What did Generative Agents do?"},
+        {"role": "assistant", "content": "Generative Agents [arXiv:2304.03442] store observations in a memory "
+                                         "stream and retrieve them by recency, importance and relevance."},
+    ]  # fmt: skip
+    result = assistant.ask("Has anyone improved on its memory retrieval scoring?", history=history)
+    cited = [c.arxiv_id for c in result.citations]
+    assert result.intent == "general" and cited and "2304.03442" not in cited  # the subject is the later work
+    assert assistant.ask("What did Generative Agents find?").intent == "paper"  # its card, when it is the subject

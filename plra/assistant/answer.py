@@ -382,17 +382,22 @@ class Assistant:
         named = self.name_index.papers(query)
         terms = self.name_index.terms_in(query)
         kind = intents.intent(question, len(named), len(terms))
-        demoted = False
+        from_papers = False  # the papers answer, not an overview part that shares a word
         if kind in ("definition", "general") and terms and not covers_asked(question, terms[0]):
             # "What is persona drift?" names the glossary's "persona" but asks about more than it: the
             # neighbouring term's definition would answer another question; the papers on the phrase answer it.
-            terms, kind, demoted = [], "general", True
+            terms, kind, from_papers = [], "general", True
         if kind == "definition" and not terms:
             kind = "general"
         term = terms[0] if terms else None
         path = compose.pick_path(self.knowledge.paths, question, lang) if kind == "newcomer" else None
         ranked = [h.arxiv_id for h in self.index.search(query, k=k + len(named))]
-        if kind == "newcomer" and path:
+        if kind == "paper" and intents.OTHER_WORK.search(question):
+            # "Has anyone improved on its retrieval scoring?": the paper under discussion is context; the answer is
+            # the other work, so the papers are the ones retrieval finds for the question, that paper left out.
+            kind, from_papers = "general", True
+            papers = [p for p in ranked if p not in named][:k]
+        elif kind == "newcomer" and path:
             papers = [s.arxiv_id for s in path.steps]
         elif term and not named:
             # "Which papers study that?" (a list): the glossary's papers for the term first. Any other question
@@ -412,7 +417,7 @@ class Assistant:
             weighed = dataclasses.replace(plan)
             self._plan_from_synthesis(weighed, question, query, ranked)
             plan = weighed if weighed.claim or weighed.sections else plan
-        elif kind not in ("newcomer", "paper") and not demoted and not (kind == "compare" and len(named) >= 2):
+        elif kind not in ("newcomer", "paper") and not from_papers and not (kind == "compare" and len(named) >= 2):
             self._plan_from_synthesis(plan, question, query, ranked)
         if plan.other_term is not None and plan.claim is None and not plan.sections:
             plan.intent = "definition"  # no claim states the difference: the two glossary entries do

@@ -396,6 +396,19 @@ def synthesis_intent(question: str) -> str | None:
     return None
 
 
+# A follow-up that asks for other work than the paper under discussion: that paper is context, not the subject.
+OTHER_WORK = _any(
+    [
+        r"\bhas anyone\b",
+        r"\bdid anyone\b",
+        r"\bis there (a |an |any )?(similar|other|comparable|better)\b",
+        r"\b(any|other) (follow-?ups?|successors?|later work)\b",
+        r"\bwhat came (after|next)\b",
+        r"\b(improved|built) (on|upon)\b",
+        r"\bsince then\b",
+        r"有没有人|后续(工作|研究)|之后(的|有)?(工作|研究)|改进了?它|类似的(方法|工作)|其他(方法|工作)",
+    ]
+)
 # What a definition question asks to have defined: "what is persona drift?" -> "persona drift".
 ASKED = [
     re.compile(r"^\s*what (?:is|are) (?:a |an |the )?(.+?)\s*\??\s*$", re.I),
