@@ -245,3 +245,10 @@ def test_a_follow_up_asking_for_other_work_answers_with_other_papers(assistant):
     cited = [c.arxiv_id for c in result.citations]
     assert result.intent == "general" and cited and "2304.03442" not in cited  # the subject is the later work
     assert assistant.ask("What did Generative Agents find?").intent == "paper"  # its card, when it is the subject
+
+
+def test_related_work_argues_the_lines_of_work_not_one_papers_card(assistant):
+    result = assistant.ask("Related work paragraph on persona-grounded dialogue, from PersonaChat onward please.")
+    assert result.intent == "overview" and not result.answer.startswith('"')  # not PersonaChat's card
+    assert "1801.07243" in {c.arxiv_id for c in result.citations} and len(result.citations) >= 4
+    assert "\n\n" in result.answer.split("\n\nSources:")[0]  # more than one paragraph: families, then evidence

@@ -489,8 +489,8 @@ class Assistant:
             sections = ("open_problems",)
         elif wanted == "recommend":
             sections = ("benchmarks",) if intents.BENCHMARK_WORDS.search(question) else ("choosing",)
-        elif wanted == "overview":
-            sections = ("families", "choosing")
+        elif wanted == "overview":  # related work argues the lines of work and what the evidence shows, no advice
+            sections = ("families", "evidence") if intents.RELATED_WORK.search(question) else ("families", "choosing")
         elif wanted == "evidence":  # no claim fits: what the topic's overview says the evidence shows
             sections = ("evidence",)
         else:

@@ -381,6 +381,8 @@ def synthesis_intent(question: str) -> str | None:
     of approaches; None otherwise."""
     if RECENT.search(question):
         return "recent"
+    if RELATED_WORK.search(question):
+        return "overview"
     if RECOMMEND.search(question):
         return "recommend"
     if OVERVIEW.search(question):  # "the main design families and how they differ": the families answer it
@@ -396,6 +398,8 @@ def synthesis_intent(question: str) -> str | None:
     return None
 
 
+# A related-work paragraph for the asker's paper: the topic's lines of work, argued, not one paper's card.
+RELATED_WORK = _any([r"\brelated[- ]work\b", r"相关工作", r"\bliterature review\b", r"文献综述"])
 # A follow-up that asks for other work than the paper under discussion: that paper is context, not the subject.
 OTHER_WORK = _any(
     [
@@ -440,6 +444,8 @@ def intent(question: str, named_papers: int = 0, named_terms: int = 0) -> str:
         return "open_question"
     if DEFINITION.search(question) and named_terms and (not named_papers or re.search(r"['\"‘“”’]", question)):
         return "definition"  # a quoted name is a term asked about, though a paper shares it
+    if RELATED_WORK.search(question):
+        return "general"  # "from PersonaChat onward" names where the line starts, not the subject
     if named_papers == 1 and not re.search(r"\bpapers\b|\bworks\b|哪些|论文有", question, re.I):
         return "paper"  # one paper named (or carried from the last turn): its card answers the details
     if LIST.search(question):
