@@ -1,6 +1,7 @@
 # PLLM-Bench on Hugging Face models loaded directly (base and merged tuned), on a CPU or GPUs: choices by
 # loss, open questions by generation.
 # `plra eval --profile P` sets: PLRA_EVAL_MODELS (JSON list of {"abbr", "path"}), PLRA_EVAL_DEVICE (cpu|cuda),
+# PLRA_EVAL_DTYPE (float32|bfloat16|float16; by default float32 on a CPU, float16 on GPUs),
 # PLRA_EVAL_MAX_OUT_LEN, PLRA_EVAL_BATCH_SIZE, plus the dataset variables of plllm_datasets.py.
 # By hand (any model folder):
 #   PLRA_EVAL_MODELS='[{"abbr": "base", "path": "models/smollm2-135m-instruct"}]' opencompass eval/eval_plllm_hf.py
@@ -15,6 +16,7 @@ model_specs = __import__("json").loads(
     __import__("os").environ.get("PLRA_EVAL_MODELS", '[{"abbr": "base", "path": "models/smollm2-135m-instruct"}]')
 )
 device = __import__("os").environ.get("PLRA_EVAL_DEVICE", "cpu")
+dtype = __import__("os").environ.get("PLRA_EVAL_DTYPE", "float32" if device == "cpu" else "float16")
 max_out_len = int(__import__("os").environ.get("PLRA_EVAL_MAX_OUT_LEN", "128"))
 batch_size = int(__import__("os").environ.get("PLRA_EVAL_BATCH_SIZE", "4"))
 
@@ -25,7 +27,7 @@ models = [
         path=spec["path"],
         tokenizer_path=spec["path"],  # local files only: the hub is never asked
         model_kwargs=dict(
-            torch_dtype="torch.float32" if device == "cpu" else "torch.float16",
+            torch_dtype=f"torch.{dtype}",
             device_map="cpu" if device == "cpu" else "auto",
         ),
         generation_kwargs=dict(do_sample=False),

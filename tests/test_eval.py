@@ -207,3 +207,24 @@ def test_heldout_perplexity_rows_and_the_paired_loss_difference():
     assert difference["delta"] == pytest.approx(-0.4) and difference["verdict"] == "lower than base"
     results, differences = evaluate.heldout_rows({"base": base})
     assert len(results) == 1 and differences == []  # nothing to pair without a tuned model
+
+
+def test_scoring_dtype_is_bfloat16_only_on_cores_that_do_it_natively(tmp_path):
+    cpu = load_profile("tiny")
+    native, plain = tmp_path / "native", tmp_path / "plain"
+    native.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert evaluate.scoring_dtype(cpu, native) == "bfloat16"
+    assert evaluate.scoring_dtype(cpu, plain) == "float32"
+    assert evaluate.scoring_dtype(cpu, tmp_path / "absent") == "float32"
+    assert evaluate.scoring_dtype(cpu.model_copy(update={"eval_dtype": "float32"}), native) == "float32"
+    assert evaluate.scoring_dtype(cpu.model_copy(update={"device": "cuda"}), plain) == "float16"
+
+
+def test_prepared_choice_rows_run_shortest_first_with_each_questions_rotations_together(tmp_path):
+    evaluate.prepare(tmp_path, 12, ["norag"], qa_limit=2, rotation_count=2)
+    rows = [json.loads(line) for line in (tmp_path / "norag" / "mcq.jsonl").read_text().splitlines()]
+    sizes = [sum(len(r[c]) for c in ("question", *evaluate.LETTERS)) for r in rows]
+    assert len(rows) == 24 and sizes == sorted(sizes)
+    assert all(rows[i]["qid"] == rows[i + 1]["qid"] for i in range(0, 24, 2))
+    assert [r["rotation"] for r in rows] == [0, 1] * 12

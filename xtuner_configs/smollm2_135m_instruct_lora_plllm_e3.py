@@ -46,7 +46,7 @@ map_num_proc = 2  # no more processes than this machine's cores
 # A CPU budget (~11 min on 2 idle cores). PLRA_MAX_ITERS sets the count outright (CI's cap); PLRA_ITERS_SCALE
 # multiplies this default (`plra pipeline --budget long`: 4x).
 iters_scale = float(__import__("os").environ.get("PLRA_ITERS_SCALE", "1"))
-max_iters = int(__import__("os").environ.get("PLRA_MAX_ITERS") or max(1, round(200 * iters_scale)))
+max_iters = int(__import__("os").environ.get("PLRA_MAX_ITERS") or max(1, round(160 * iters_scale)))
 lr = 1e-3  # LoRA on a 135M model moves slowly at GPU-style learning rates
 betas = (0.9, 0.999)
 weight_decay = 0.0

@@ -35,7 +35,7 @@ SETS = {
     "attribution": ("question", "answer"),
     "qa": ("question", "key_points"),
 }
-RAG_K = 3
+RAG_K = 2  # passages per prompt: a third more would make each retrieval prompt about a fifth longer
 
 
 def load_benchmark(folder: Path, name: str) -> list[dict[str, Any]]:
@@ -162,6 +162,9 @@ def prepare(out: Path, limit: int | None, variants: list[str], qa_limit: int | N
                                      "ref_answer": row.get("reference", "")})  # fmt: skip
                 else:
                     prepared += rotations(qid, question, choices, gold, rotation_count)
+            # Shortest prompts first: a batch pads to its longest row, so neighbours of like length waste least
+            # (a stable sort: a question's rotations, of one length, stay together; scores are kept by qid).
+            prepared.sort(key=lambda r: sum(len(r[c]) for c in ("question", *LETTERS) if c in r))
             text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared)
             write_text_atomic(out / variant / f"{name}.jsonl", text)
     return counts
@@ -424,6 +427,24 @@ def runner_args(launch: LaunchSettings, max_num_workers: int | None = None, quot
     return args
 
 
+NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # x86 flags of cores that multiply bfloat16 in hardware
+
+
+def scoring_dtype(profile: ProfileSettings, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The weights' type for scoring: the profile's `eval_dtype`, or for "auto" the fastest exact-enough one.
+
+    A CPU without native bfloat16 emulates it several times slower than float32, hence the flag check."""
+    if profile.eval_dtype != "auto":
+        return profile.eval_dtype
+    if profile.device == "cuda":
+        return "float16"
+    try:
+        flags = {word for line in cpuinfo.read_text().splitlines() if line.startswith("flags") for word in line.split()}
+    except OSError:  # not Linux: no way to tell, so the safe type
+        return "float32"
+    return "bfloat16" if flags & NATIVE_BF16_FLAGS else "float32"
+
+
 def plan(profile: ProfileSettings, models: list[str], variants: list[str], api: str | None, judge: str | None,
          run_dir: Path, runner: Sequence[str] = LOCAL_RUNNER, log=print) -> dict[str, Any]:  # fmt: skip
     """The OpenCompass command of a run in `run_dir`, with its environment, exactly as run() executes it."""
@@ -452,7 +473,7 @@ def plan(profile: ProfileSettings, models: list[str], variants: list[str], api: 
     else:
         config = REPO_ROOT / "eval" / "eval_plllm_hf.py"
         env |= {"PLRA_EVAL_MODELS": json.dumps(model_specs(profile, models)), "PLRA_EVAL_DEVICE": profile.device,
-                "PLRA_EVAL_SCORING": "loss"}  # fmt: skip
+                "PLRA_EVAL_DTYPE": scoring_dtype(profile), "PLRA_EVAL_SCORING": "loss"}  # fmt: skip
         mode = "hf"
     if judge:
         from plra.llm import LLMClient
