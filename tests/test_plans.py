@@ -3,6 +3,8 @@ overview's parts for approaches, choices and open problems, and the reviewed-thr
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from plra.assistant import intents
@@ -143,6 +145,14 @@ def test_the_support_check_drops_unsupported_citations_and_sentences(assistant):
     assert kept == f"{lamp_only}." and [d["cited"] for d in dropped] == ["2410.10813"]
     # A curated overview sentence stays whole: it was written from the papers, a word count cannot overrule it.
     assert support.enforce(text, knowledge, curated=text)[0] == text
+
+
+def test_a_claims_conditions_keep_their_citations_under_the_answers_label(assistant):
+    # The conditions are curated and cited in the claim's file; the answer prefixes "When this holds:" and
+    # renumbers the citations, and neither may make the support check drop them.
+    result = assistant.ask("Which benchmark should I use to evaluate the long-term memory of a chat assistant?")
+    conditions = next(line for line in result.answer.splitlines() if line.startswith("When this holds:"))
+    assert not result.citation_errors and len(re.findall(r"\[\d+\]", conditions)) >= 2
 
 
 @pytest.mark.parametrize(

@@ -433,7 +433,9 @@ def curated_text(plan: Plan, kb: KnowledgeBase) -> str:
     """The field's written synthesis the plan quotes (its claim, its overview parts), in the plan's language."""
     zh = plan.lang == "zh"
     parts = [plan.claim.claim_zh if zh else plan.claim.claim_en] if plan.claim else []
-    parts += [plan.claim.conditions_zh if zh else plan.claim.conditions_en] if plan.claim else []
+    if plan.claim:  # as the answer words it, label and all: a trusted sentence is matched whole
+        conditions = plan.claim.conditions_zh if zh else plan.claim.conditions_en
+        parts.append(SYNTHESIS["conditions"][plan.lang].format(text=conditions))
     overview = kb.overviews.get(plan.topic or "")
     parts += [getattr(part, plan.lang) for kind in plan.sections if overview and (part := overview.section(kind))]
     return " ".join(parts)

@@ -65,7 +65,8 @@ def _checked_sentence(sentence: str, kb: KnowledgeBase, dropped: list[dict[str, 
 
 
 def _plain(text: str) -> str:
-    return re.sub(r"\s+", "", text)
+    """The words alone: the composer places citations where the curated text may have none, or others."""
+    return re.sub(r"\s+", "", ARXIV.sub("", text))
 
 
 def enforce(text: str, kb: KnowledgeBase, curated: str = "") -> tuple[str, list[dict[str, str]]]:
