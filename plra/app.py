@@ -2,8 +2,8 @@
 (related work, outlines, ideas, with BibTeX to download); Papers; Learn; Settings.
 
 `app.py` at the repository root starts it (the OpenXLab convention); the port comes from the environment
-(`GRADIO_SERVER_PORT`, then `PORT`, else 7860). With no endpoint configured, answers come from the tiny
-model in-process; Settings can point the app at any OpenAI-compatible server (`plra serve`).
+(`GRADIO_SERVER_PORT`, then `PORT`, else 7860). With no endpoint configured (PLRA_ENDPOINT), Ask answers at once,
+composed from the knowledge base; a visitor may opt in to the in-process tiny model in Settings.
 
 Uploads: Read accepts only PDFs under PLRA_APP_MAX_PDF_MB (default 20) that Gradio itself stored in its
 upload folder; a path from anywhere else is refused, so no request can make the app read a server file.

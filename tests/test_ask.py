@@ -157,3 +157,14 @@ def test_ask_with_the_tiny_model_checks_what_it_cites(assistant, tiny_model_dir)
     assert cited <= set(assistant.knowledge.papers)
     assert all(e["cited"] not in assistant.knowledge.papers or "title" in e["reason"] for e in result.citation_errors)
     assert result.timings["generation_ms"] > 0
+
+
+def test_with_no_endpoint_commands_compose_and_the_tiny_model_is_opt_in(monkeypatch, tmp_path):
+    from plra import llm
+
+    monkeypatch.delenv("PLRA_ENDPOINT", raising=False)
+    monkeypatch.setattr(llm, "SERVE_STATE_DIR", tmp_path)  # no `plra serve` running either
+    assert rag.model_for(None) is None  # the composer answers at once
+    assert isinstance(rag.model_for(None, local=True), rag.LocalModel)
+    monkeypatch.setenv("PLRA_ENDPOINT", "http://127.0.0.1:9/v1")
+    assert isinstance(rag.model_for(None), llm.LLMClient)  # a configured model is used without asking

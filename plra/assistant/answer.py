@@ -326,15 +326,22 @@ def local_model_dir() -> Path:
     return tuned if (tuned / "config.json").exists() else resolve_model_dir(load_profile("tiny"))
 
 
-def model_for(endpoint: str | None):
-    """The model commands use: the given endpoint, else PLRA_ENDPOINT or a running `plra serve`, else the
-    tiny model in-process."""
+# The in-process tiny model is opt-in: on a CPU it writes for minutes, and its answer is set aside more often than
+# not (it cites nothing), while the composer answers at once from the same plan.
+LOCAL_OPTION = typer.Option(
+    False, "--local", help="with no endpoint, let the in-process tiny model write (minutes on a CPU)"
+)
+
+
+def model_for(endpoint: str | None, local: bool = False):
+    """The model commands use: the given endpoint, else PLRA_ENDPOINT or a running `plra serve`, else the tiny
+    model in-process when asked for (`--local`), else None: the answer is composed from the knowledge base."""
     from plra.llm import LLMClient, LLMSettings, default_endpoint
     from plra.settings import load_profile
 
     url = endpoint or default_endpoint()
     if not url:
-        return LocalModel(local_model_dir())
+        return LocalModel(local_model_dir()) if local else None
     # The profile's waits (client_timeout_s, client_seconds_per_token: a CPU server is slower), not its token
     # budget, which is sized for the tiny model.
     return LLMClient.for_profile(url, load_profile(), max_tokens=LLMSettings.max_tokens)
@@ -585,8 +592,9 @@ def ask_command(
         None,
         "--endpoint",
         help="OpenAI-compatible URL (default: PLRA_ENDPOINT or "
-        "the server `plra serve` started; else the tiny model in-process)",
+        "the server `plra serve` started; else composed from the knowledge base, or --local)",
     ),
+    local: bool = LOCAL_OPTION,
     k: int = typer.Option(5, "--k", "-k", help="knowledge-base passages in the prompt"),
     calibrate_flag: bool = typer.Option(False, "--calibrate", help="fit the refusal threshold and report P/R/F1"),
     history_file: Path = typer.Option(
@@ -615,7 +623,7 @@ def ask_command(
     if not question:
         raise PlraError('give a question, e.g. plra ask "What is pluralistic alignment?"')
     assistant = Assistant()
-    llm = None if no_llm else model_for(endpoint)
+    llm = None if no_llm else model_for(endpoint, local)
     on_token = (lambda piece: typer.echo(piece, nl=False)) if stream and not as_json else None
     history = load_history(history_file) if history_file else None
     result = assistant.ask(question, llm=llm, k=k, on_token=on_token, history=history)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from plra.assistant.answer import Assistant, model_for
+from plra.assistant.answer import LOCAL_OPTION, Assistant, model_for
 from plra.errors import PlraError
 
 CHAT_HELP = "commands: /sources (papers behind the last answer), /reset (forget the conversation), /quit"
@@ -15,11 +15,12 @@ def chat_command(
     endpoint: str = typer.Option(
         None, "--endpoint", help="OpenAI-compatible URL (default: PLRA_ENDPOINT or the server `plra serve` started)"
     ),
+    local: bool = LOCAL_OPTION,
     k: int = typer.Option(5, "--k", "-k", help="knowledge-base passages per answer"),
 ) -> None:
     """An interactive conversation: follow-ups understand the earlier turns (/sources, /reset, /quit)."""
     assistant = Assistant()
-    llm = None if no_llm else model_for(endpoint)
+    llm = None if no_llm else model_for(endpoint, local)
     history: list[dict[str, str]] = []
     last = None
     typer.echo(f"PLRA chat. {CHAT_HELP}", err=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from plra.assistant.answer import Assistant, check_citations
+from plra.assistant.answer import LOCAL_OPTION, Assistant, check_citations
 from plra.assistant.compose import lower_first, name_of
 from plra.errors import PlraError
 from plra.knowledge.synthesis import sentences
@@ -553,6 +553,7 @@ def ideas_command(
     lang: str = typer.Option("en", "--lang", help="en or zh"),
     no_llm: bool = typer.Option(False, "--no-llm", help="ideas from the knowledge base only, no model pitch"),
     endpoint: str = typer.Option(None, "--endpoint", help="OpenAI-compatible URL (default as for `plra ask`)"),
+    local: bool = LOCAL_OPTION,
     as_json: bool = typer.Option(False, "--json", help="a JSON list"),
 ) -> None:
     """Research directions from the field's open problems and its mixed or conditional evidence: the gap, why
@@ -560,5 +561,5 @@ def ideas_command(
     what would count as a result."""
     from plra.assistant.answer import model_for
 
-    items = ideas(Assistant(), topic, n, lang, None if no_llm else model_for(endpoint))
+    items = ideas(Assistant(), topic, n, lang, None if no_llm else model_for(endpoint, local))
     typer.echo(json.dumps(items, ensure_ascii=False) if as_json else ideas_markdown(items, lang))

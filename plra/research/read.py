@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from plra.assistant.answer import Assistant, Citation, check_citations, tidy_spacing, with_sources
+from plra.assistant.answer import LOCAL_OPTION, Assistant, Citation, check_citations, tidy_spacing, with_sources
 from plra.errors import PlraError
 from plra.io import write_json_atomic
 from plra.knowledge.arxiv_client import MAX_PDF_BYTES, download_pdf
@@ -367,6 +367,7 @@ def read_command(
     no_llm: bool = typer.Option(False, "--no-llm", help="extraction only: no model (card and answers from the text)"),
     lang: str = typer.Option(None, "--lang", help="en or zh (default: the question's language, else en)"),
     endpoint: str = typer.Option(None, "--endpoint", help="OpenAI-compatible URL (default as for `plra ask`)"),
+    local: bool = LOCAL_OPTION,
     k: int = typer.Option(4, "--k", "-k", help="passages of the paper in the prompt"),
 ) -> None:
     """Read one paper: a reading card (problem, method, data, results, limitations, related papers, terms),
@@ -376,7 +377,7 @@ def read_command(
     from plra.assistant.answer import model_for
 
     reader = PaperReader.open(source)
-    llm = None if no_llm else model_for(endpoint)
+    llm = None if no_llm else model_for(endpoint, local)
     if question:
         result = reader.ask(question, llm=llm, k=k, lang=lang)
         if as_json:

@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 
-from plra.assistant.answer import Assistant, build_messages, check_citations
+from plra.assistant.answer import LOCAL_OPTION, Assistant, build_messages, check_citations
 from plra.assistant.compose import OPEN_CUES, best_finding, lower_first, name_of
 from plra.errors import PlraError
 from plra.io import check_folder_out, write_text_atomic
@@ -1056,6 +1056,7 @@ def related_work_command(
     k: int = typer.Option(8, "--k", "-k", help="papers to draw on when searching"),
     no_llm: bool = typer.Option(False, "--no-llm", help="build the draft from the knowledge base, no model"),
     endpoint: str = typer.Option(None, "--endpoint", help="OpenAI-compatible URL (default as for `plra ask`)"),
+    local: bool = LOCAL_OPTION,
     out: Path = typer.Option(None, "--out", "-o", help="folder for related-work.tex|md and references.bib"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object: text, draft, cited, bibtex, ..."),
 ) -> None:
@@ -1065,7 +1066,7 @@ def related_work_command(
     name = f"related-work.{'md' if style == 'plain' else 'tex'}"
     _check_out(out, name)
     ids = [i for i in (papers or "").split(",") if i.strip()]
-    result = related_work(Assistant(), topic or "", ids, style, lang, None if no_llm else model_for(endpoint), k)
+    result = related_work(Assistant(), topic or "", ids, style, lang, None if no_llm else model_for(endpoint, local), k)
     _write_out(out, name, result["text"], result["bibtex"])
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
