@@ -114,7 +114,7 @@ def test_bad_sources_get_one_line_errors(kb_copy, tmp_path):
 @pytest.mark.slow
 def test_reading_with_the_embedded_model(kb_copy, paper_pdf, tiny_model_dir):
     env = {"PLRA_ENDPOINT": ""}
-    result = run_plra("read", str(paper_pdf), "--ask", QUESTION, "--json", env=env)
+    result = run_plra("read", str(paper_pdf), "--ask", QUESTION, "--json", "--local", env=env)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     shown = {p["page"] for p in answer["passages"]}
