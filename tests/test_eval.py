@@ -209,6 +209,25 @@ def test_heldout_perplexity_rows_and_the_paired_loss_difference():
     assert len(results) == 1 and differences == []  # nothing to pair without a tuned model
 
 
+def test_the_report_says_whether_training_met_the_target():
+    base = [3.0, 3.2, 2.9, 3.1, 3.3, 3.0, 2.8, 3.4]
+    _, held = evaluate.heldout_rows({"base": base, "tuned": [x - 0.4 for x in base]})
+    right = {f"q{i}": float(i % 4 == 0) for i in range(40)}  # the base: 10 of 40
+
+    def mcq(tuned: dict[str, float]) -> list[dict]:
+        return evaluate.with_intervals({("base", "norag", "mcq", "acc_origin"): right,
+                                        ("tuned", "norag", "mcq", "acc_origin"): tuned})[1]  # fmt: skip
+
+    better = mcq({q: 1.0 if i < 30 else v for i, (q, v) in enumerate(right.items())})
+    same = mcq(dict(right))
+    met = "\n".join(evaluate.target_lines(held + better))
+    assert "held-out perplexity: lower than base" in met and "MCQ accuracy without retrieval: higher than base" in met
+    assert "Target met" in met
+    unmet = "\n".join(evaluate.target_lines(held + same))
+    assert "no measurable difference" in unmet and "Target not met" in unmet
+    assert evaluate.target_lines([]) == []
+
+
 def test_scoring_dtype_is_bfloat16_only_on_cores_that_do_it_natively(tmp_path):
     cpu = load_profile("tiny")
     native, plain = tmp_path / "native", tmp_path / "plain"

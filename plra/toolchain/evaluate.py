@@ -329,6 +329,29 @@ def difference_lines(differences: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def target_lines(differences: list[dict[str, Any]], model: str = "tuned") -> list[str]:
+    """Whether training taught the model the field, by the benchmark's own target: held-out perplexity lower
+    than the base's and MCQ accuracy higher, each with a 95 % interval that excludes 0."""
+    held = next((d for d in differences if d["model"] == model and d["dataset"] == "heldout"), None)
+    mcq = next((d for d in differences if d["model"] == model and d["dataset"] == "mcq"
+                and d["variant"] == "norag" and d["metric"] == "acc_origin"), None)  # fmt: skip
+    if held is None and mcq is None:
+        return []
+    lines = ["", f"Does training teach the field? {model} against base:", ""]
+    if held:
+        lines.append(f"- held-out perplexity: {held['verdict']} (loss {held['delta']:+.3f} nats/token, "
+                     f"95 % CI {interval(held, 3)}, {held['n']} documents)")  # fmt: skip
+    if mcq:
+        p = f", McNemar p {mcq['mcnemar_p']:.3g}" if "mcnemar_p" in mcq else ""
+        lines.append(f"- MCQ accuracy without retrieval: {mcq['verdict']} ({mcq['delta']:+.1f} points, "
+                     f"95 % CI {interval(mcq)}, n {mcq['n']}{p})")  # fmt: skip
+    met = bool(held and held["high"] < 0 and mcq and mcq["low"] > 0)
+    lines += ["", "Target met: perplexity fell and accuracy rose, both beyond their intervals." if met else
+              "Target not met in this budget: a difference whose interval holds 0 is no evidence either way "
+              "(`plra pipeline --budget long` trains four times as long)."]  # fmt: skip
+    return lines
+
+
 def score_lines(results: list[dict[str, Any]]) -> list[str]:
     """Scores with their intervals as a markdown table (the pipeline's report shows the same one)."""
     lines = ["| model | retrieval | dataset | metric | n | score | 95 % CI |", "|---|---|---|---|---|---|---|"]
@@ -342,7 +365,8 @@ def markdown(summary: dict[str, Any]) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in summary["questions"].items())
     lines = [f"# PLLM-Bench, {summary['created']}", "",
              f"profile `{summary['profile']}`, mode {summary['mode']}, questions per set: {counts}", ""]  # fmt: skip
-    lines += score_lines(summary["results"]) + difference_lines(summary.get("differences", []))
+    differences = summary.get("differences", [])
+    lines += score_lines(summary["results"]) + difference_lines(differences) + target_lines(differences)
     return "\n".join(lines) + "\n"
 
 

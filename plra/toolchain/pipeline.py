@@ -30,7 +30,7 @@ from plra.io import write_json_atomic, write_text_atomic
 from plra.paths import REPO_ROOT
 from plra.settings import ProfileSettings, load_knowledge, load_profile
 from plra.toolchain import envs
-from plra.toolchain.evaluate import TRAINED, difference_lines, score_lines
+from plra.toolchain.evaluate import TRAINED, difference_lines, score_lines, target_lines
 
 REPORTS = REPO_ROOT / "reports" / "pipeline"
 STATE = REPO_ROOT / ".plra" / "pipeline-state.json"
@@ -415,7 +415,8 @@ def markdown(report: dict[str, Any]) -> str:
     if evaluation.get("table"):
         counts = ", ".join(f"{k} {v}" for k, v in evaluation.get("questions", {}).items())
         lines += ["", "## Evaluation (PLLM-Bench, OpenCompass)", "", f"Questions: {counts}.", ""]
-        lines += score_lines(evaluation["table"]) + difference_lines(evaluation.get("differences", []))
+        differences = evaluation.get("differences", [])
+        lines += score_lines(evaluation["table"]) + difference_lines(differences) + target_lines(differences)
         lines += ["", "![eval](eval.png)"]
     training = report["stages"].get("train", {})
     if training.get("runs"):
