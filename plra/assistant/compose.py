@@ -327,12 +327,18 @@ def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
 PATH_STOP = {"了解", "应该", "开始", "想要", "希望", "如何", "怎么", "进入"}
 
 
+# "推荐" is the verb "recommend" before a quantity or a person ("推荐一些", "推荐几篇", "给我推荐"), and the subject
+# "recommendation" elsewhere ("推荐系统", "做推荐").
+REQUEST_VERB_ZH = re.compile(r"(?:请|给我)?推荐(?=一些|一下|几|点|些|本|给我|给)")
+
+
 def pick_path(paths: list[ReadingPath], question: str, lang: str) -> ReadingPath:
     """The reading path whose audience and title best match the background the question states."""
     # A background is a subject ("推荐系统"), not the verbs around it ("做", "想了解"), which one path's audience
     # sentence happened to share; and a path's title names its subject, so it counts twice.
     # The field's own words ("个性化", "LLM", "new") fit every path and say nothing about the reader.
     stop = PATH_STOP | set(tokenize(GENERIC + " get start read come coming field area 入门 新手 阅读 顺序"))
+    question = REQUEST_VERB_ZH.sub("", question)  # "推荐一些资料" asks for reading, not about recommender systems
     wanted = Counter(w for w in tokenize(question) if len(w) > 1 and w not in stop)
 
     def fit(path: ReadingPath) -> tuple[float, int]:
