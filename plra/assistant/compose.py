@@ -145,7 +145,8 @@ def _entry_text(paper: Paper) -> str:
 
 
 LIST_WORDS = (
-    "list give some few exist exists studies study 列 列出 几篇 篇 一些 相关 工作 有没有"  # how a list is asked
+    "list give some few exist exists studies study work works address addresses knowledge base your "
+    "列 列出 几篇 篇 一些 相关 工作 有没有 研究 这个 知识库"  # how a list is asked, in a first turn or a follow-up
 )
 _KNOWN: dict[int, set[str]] = {}
 
@@ -292,8 +293,9 @@ def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
     """Only items of the asked kind: the papers that speak of the named term, benchmarks when benchmarks are asked
     for; the answer names them first, then says in a line each what each one is."""
     papers = [kb.papers[p] for p in plan.papers if p in kb.papers]
-    if plan.term is not None and len(on_term := [p for p in papers if mentions(p, plan.term)]) >= 2:
-        papers = on_term
+    if plan.term is not None:  # the term's own papers (the glossary lists them) and those that speak of it
+        on_term = [p for p in papers if p.arxiv_id in plan.term.papers or mentions(p, plan.term)]
+        papers = on_term if len(on_term) >= 2 else papers
     if BENCHMARK_WORDS.search(question) and len(benchmarks := [p for p in papers if "benchmark" in p.topics]) >= 2:
         papers = benchmarks
     # The question's own words beyond the field's and the term's ("tutoring" in "papers on personalized LLM
@@ -301,7 +303,7 @@ def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
     asked = GENERIC + " " + LIST_WORDS + " " + (" ".join([plan.term.term, *plan.term.names_zh]) if plan.term else "")
     generic = set(tokenize(asked))
     specific = (set(tokenize(question)) - generic) & known_words(kb)  # "列几篇" is no subject: words papers use
-    if specific:
+    if specific and plan.term is None:  # a named term is the subject already: its papers need no more words
         papers = [p for p in papers if specific & set(tokenize(_entry_text(p)))]
     papers = papers[:5]
     if not papers:
