@@ -549,6 +549,14 @@ COMPOSE: dict[str, dict[str, object]] = {
     "paper_data": {"en": "Data: {values} {cite}.", "zh": "数据：{values}{cite}。"},
     "paper_metrics": {"en": "Metrics: {values} {cite}.", "zh": "指标：{values}{cite}。"},
     "paper_related": {"en": "Related work in the knowledge base: {names}.", "zh": "知识库中的相关工作：{names}。"},
+    "recommend_lead": {
+        "en": "For what you describe, start with {name}.",
+        "zh": "就你描述的需求，建议首选 {name}。",
+    },
+    "recommend_others": {
+        "en": "For other goals, the alternatives are:",
+        "zh": "如果目标不同，可以换用以下基准：",
+    },
     "list_intro": {
         "en": "The knowledge base holds {n} on this: {names}.",
         "zh": "知识库中与此相关的论文有 {n} 篇：{names}。",

@@ -150,7 +150,9 @@ def test_the_support_check_drops_unsupported_citations_and_sentences(assistant):
 def test_a_claims_conditions_keep_their_citations_under_the_answers_label(assistant):
     # The conditions are curated and cited in the claim's file; the answer prefixes "When this holds:" and
     # renumbers the citations, and neither may make the support check drop them.
-    result = assistant.ask("Which benchmark should I use to evaluate the long-term memory of a chat assistant?")
+    result = assistant.ask(
+        "For personalizing a writing assistant, are a few demonstrations better than pairwise preference feedback?"
+    )
     conditions = next(line for line in result.answer.splitlines() if line.startswith("When this holds:"))
     assert not result.citation_errors and len(re.findall(r"\[\d+\]", conditions)) >= 2
 
@@ -262,3 +264,24 @@ def test_related_work_argues_the_lines_of_work_not_one_papers_card(assistant):
     assert result.intent == "overview" and not result.answer.startswith('"')  # not PersonaChat's card
     assert "1801.07243" in {c.arxiv_id for c in result.citations} and len(result.citations) >= 4
     assert "\n\n" in result.answer.split("\n\nSources:")[0]  # more than one paragraph: families, then evidence
+
+
+@pytest.mark.parametrize(
+    ("question", "pick"),
+    [
+        (
+            "Which benchmark should I use to evaluate long-term memory of a personalized chat assistant across many "
+            "sessions?",
+            "LongMemEval",
+        ),
+        ("我该用哪个基准评测聊天助手的长期记忆？", "LongMemEval"),
+    ],
+)
+def test_a_benchmark_recommendation_opens_with_what_to_use(assistant, question, pick):
+    # A recommendation names the benchmark to start with in its first sentence, not a verdict on what
+    # benchmarks show ("Only partly: ..."); the other benchmarks follow as alternatives for other goals.
+    result = assistant.ask(question)
+    first = re.split(r"(?<=[.。])", result.answer)[0]
+    assert result.intent == "recommend"
+    assert pick in first and not first.startswith("Only partly")
+    assert not result.citation_errors

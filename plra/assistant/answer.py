@@ -482,6 +482,13 @@ class Assistant:
             newest = sorted(candidates, key=lambda pid: -self.knowledge.papers[pid].year)  # stable: rank breaks ties
             plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[:6]
             return
+        # "Which benchmark should I use?": a claim's verdict about what benchmarks show is no choice; the
+        # overview's benchmarks part is, with the one that fits the stated goal first (compose_recommend).
+        benchmarks = overview.section("benchmarks") if overview is not None else None
+        if wanted == "recommend" and intents.BENCHMARK_WORDS.search(question) and benchmarks is not None:
+            plan.intent = "recommend"
+            self._answer_from_sections(plan, topic, overview, ("benchmarks",))
+            return
         if wanted in ("evidence", "recommend", "difference"):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)
             if claim is not None:

@@ -392,6 +392,39 @@ def compose_sections(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: 
     return "\n\n".join(getattr(part, plan.lang) for part in parts if part is not None)
 
 
+def _sentences(text: str, lang: str) -> list[str]:
+    """An overview part's sentences, each with its citations (they follow the words they support)."""
+    pattern = r"(?<=。)" if lang == "zh" else r"(?<=[.\]])\s+(?=[A-Z])"
+    return [s.strip() for s in re.split(pattern, text) if s.strip()]
+
+
+def compose_recommend(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """What to use first: the overview sentence that best fits the goal the question states leads, its first
+    benchmark named as the pick; the other options follow as the alternatives for other goals."""
+    overview = kb.overviews.get(plan.topic or "")
+    if overview is None or plan.sections != ("benchmarks",):
+        return compose_sections(plan, kb, names, question)
+    part = overview.section("benchmarks")
+    text = getattr(part, plan.lang) if part is not None else ""
+    lines = _sentences(text, plan.lang)
+    wanted = set(tokenize(question)) - set(tokenize(GENERIC + " benchmark benchmarks evaluate use should 基准 评测"))
+    if not lines or not wanted:
+        return text
+    fits = [len(wanted & set(tokenize(line))) for line in lines]
+    best = max(range(len(lines)), key=lambda i: (fits[i], -i))
+    ids = [p for p in re.findall(r"\[arXiv:([^\]]+)\]", lines[best]) if p in kb.papers]
+    if not ids or fits[best] == 0:
+        return text
+    pick = name_of(kb.papers[ids[0]], names)
+    # The lead names the pick without a citation: the curated sentence after it carries the source, and the
+    # support check would judge the short lead on too few words.
+    lead = sentence("recommend_lead", plan.lang, name=pick)
+    rest = [line for i, line in enumerate(lines) if i != best]
+    gap = "" if plan.lang == "zh" else " "
+    others = sentence("recommend_others", plan.lang) + gap + gap.join(rest) if rest else ""
+    return "\n\n".join(x for x in [f"{lead}{gap}{lines[best]}", others] if x)
+
+
 def compose_recent(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """How far the knowledge base reaches, then its newest papers on the question, newest first."""
     date = str(kb.reviewed_through)
@@ -419,7 +452,7 @@ COMPOSERS = {
     "general": compose_general,
     "evidence": compose_evidence,
     "overview": compose_sections,
-    "recommend": compose_sections,
+    "recommend": compose_recommend,
     "recent": compose_recent,
 }
 
