@@ -527,22 +527,6 @@ COMPOSE: dict[str, dict[str, object]] = {
         "en": "Only {names} of the papers asked about is in the knowledge base; its details are below.",
         "zh": "所问论文中只有 {names} 收录在知识库中，详情如下。",
     },
-    "compare_common": {
-        "en": "Both are work on {topic} and report {metrics} {cites}.",
-        "zh": "两者都属于“{topic}”方向，也都报告 {metrics}{cites}。",
-    },
-    "compare_topic": {
-        "en": "Both are work on {topic} {cites}.",
-        "zh": "两者都属于“{topic}”方向{cites}。",
-    },
-    "compare_metrics": {
-        "en": "Both report {metrics} {cites}.",
-        "zh": "两者都报告 {metrics}{cites}。",
-    },
-    "compare_differ": {
-        "en": "{a} and {b} differ in what they show: {a} {a_cite}: {a_finding}; {b} {b_cite}: {b_finding}.",
-        "zh": "{a} 与 {b} 的结论不同：{a}{a_cite}：{a_finding}；{b}{b_cite}：{b_finding}。",
-    },
     "paper_lead": {"en": '"{title}" ({venue}, {year}) {cite}.', "zh": "《{title}》（{venue}，{year}）{cite}。"},
     "paper_finding": {"en": "Result: {finding} {cite}.", "zh": "{finding}{cite}。"},
     "paper_methods": {"en": "Methods: {values} {cite}.", "zh": "方法：{values}{cite}。"},
@@ -557,6 +541,14 @@ COMPOSE: dict[str, dict[str, object]] = {
         "en": "For other goals, the alternatives are:",
         "zh": "如果目标不同，可以换用以下基准：",
     },
+    "compare_topic": {
+        "en": "{names} are {all} work on {topic}.",
+        "zh": "{names}都属于“{topic}”方向。",
+    },
+    "compare_methods": {"en": "In method, {items}.", "zh": "方法上，{items}。"},
+    "compare_method_item": {"en": "{name} uses {methods} {cite}", "zh": "{name} 采用 {methods}{cite}"},
+    "compare_data": {"en": "For evaluation, {items}.", "zh": "评测数据上，{items}。"},
+    "compare_data_item": {"en": "{names} {be} evaluated on {data} {cites}", "zh": "{names} 使用 {data}{cites}"},
     "list_intro": {
         "en": "The knowledge base holds {n} on this: {names}.",
         "zh": "知识库中与此相关的论文有 {n} 篇：{names}。",

@@ -285,3 +285,22 @@ def test_a_benchmark_recommendation_opens_with_what_to_use(assistant, question, 
     assert result.intent == "recommend"
     assert pick in first and not first.startswith("Only partly")
     assert not result.citation_errors
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "OPPU、Per-Pcs、PLoRA 这三种按用户参数化的方法，怎么比较？",
+        "Compare DITTO, CIPHER (PRELUDE) and PROSE for learning a user's writing preferences.",
+    ],
+)
+def test_a_comparison_sets_every_named_paper_on_shared_axes(assistant, question):
+    # Every compared paper is in the prose, not only in the table, and nothing claims that papers that may agree
+    # "differ in what they show".
+    result = assistant.ask(question)
+    prose = result.answer.split("|")[0]
+    assert result.intent == "compare"
+    assert not re.search(r"differ in what they show|结论不同", result.answer)
+    assert len(set(re.findall(r"\[(\d+)\]", prose))) == 3
+    assert re.search(r"In method|方法上", prose)
+    assert not result.citation_errors

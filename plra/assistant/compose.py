@@ -231,7 +231,45 @@ def _cell(values: list[str], arxiv_id: str, limit: int = 3) -> str:
     return f"{'; '.join(values[:limit]) or '—'} {cite(arxiv_id)}"
 
 
+def _own_methods(paper: Paper, names: NameIndex) -> list[str]:
+    """The techniques a paper's entry lists, without its own name (OPPU's methods start with "OPPU")."""
+    own = {name_of(paper, names).lower(), *(a.lower() for a in paper.aliases)}
+    return [m for m in paper.methods if m.lower() not in own][:2]
+
+
+def _axes(papers: list[Paper], kb: KnowledgeBase, names: NameIndex, lang: str) -> list[str]:
+    """The comparison on shared axes, each paper in each sentence: the line of work they share, what each
+    does (its methods), and what each is evaluated on, the papers that share data grouped."""
+    shown = _join([name_of(p, names) for p in papers], lang)
+    out = []
+    shared = [t for t in papers[0].topics if all(t in p.topics for p in papers) and t in kb.topics]
+    if shared:
+        # Uncited: the taxonomy places them there, and a topic label's words need not be in each entry.
+        topic = kb.topic_label(shared[0], lang)
+        out.append(sentence("compare_topic", lang, names=shown, topic=lower_first(topic) if lang == "en" else topic,
+                            all="both" if len(papers) == 2 else "all"))  # fmt: skip
+    methods = [(p, _own_methods(p, names)) for p in papers]
+    if sum(bool(m) for _, m in methods) >= 2:
+        items = [sentence("compare_method_item", lang, name=name_of(p, names), methods=_join(m, lang),
+                          cite=cite(p.arxiv_id)) for p, m in methods if m]  # fmt: skip
+        out.append(sentence("compare_methods", lang, items=("；" if lang == "zh" else "; ").join(items)))
+    groups: dict[tuple[str, ...], list[Paper]] = {}
+    for p in papers:  # a benchmark "evaluated on" itself says nothing: its own name is no data
+        data = [d for d in p.datasets if d.lower() != name_of(p, names).lower()][:3]
+        if data:
+            groups.setdefault(tuple(data), []).append(p)
+    if len(groups) >= 1 and sum(len(g) for g in groups.values()) >= 2:
+        items = [sentence("compare_data_item", lang, names=_join([name_of(p, names) for p in group], lang),
+                          data=_join(list(data), lang), cites="".join(cite(p.arxiv_id) for p in group),
+                          be="are" if len(group) > 1 else "is")
+                 for data, group in groups.items()]  # fmt: skip
+        out.append(sentence("compare_data", lang, items=("；" if lang == "zh" else "; ").join(items)))
+    return out
+
+
 def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """Every compared paper on the same axes (line of work, method, data), then what each finds, then the table.
+    No stock "A and B differ in what they show": papers that agree would be framed as disagreeing."""
     papers = [kb.papers[p] for p in (plan.named if len(plan.named) >= 2 else plan.papers)[:4] if p in kb.papers]
     lang = plan.lang
     header = COMPOSE["compare_header"][lang]
@@ -241,22 +279,12 @@ def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
         rows.append(f"| {name_of(p, names)} ({p.year}) | {_cell(p.methods, p.arxiv_id)} "
                     f"| {_cell(p.datasets, p.arxiv_id)} "
                     f"| {_cell(p.metrics, p.arxiv_id)} | {finding} {cite(p.arxiv_id)} |")  # fmt: skip
-    prose = [] if len(papers) >= 2 else [sentence("compare_intro", lang, names=name_of(papers[0], names))]
-    if len(papers) >= 2:
-        a, b = papers[0], papers[1]
-        shared = [t for t in a.topics if t in b.topics and t in kb.topics]
-        topic = kb.topic_label(shared[0], lang) if shared else ""
-        metrics = sorted(set(a.metrics) & set(b.metrics))[:2]
-        # The difference is what a comparison asks for: it comes first, what the two share after it.
-        prose.append(sentence("compare_differ", lang, a=name_of(a, names), b=name_of(b, names),
-                              a_finding=best_finding(a, question, lang), b_finding=best_finding(b, question, lang),
-                              a_cite=cite(a.arxiv_id), b_cite=cite(b.arxiv_id)))  # fmt: skip
-        if topic or metrics:
-            key = "compare_common" if topic and metrics else ("compare_topic" if topic else "compare_metrics")
-            topic = topic.lower() if lang == "en" else topic
-            prose.append(sentence(key, lang, a=name_of(a, names), b=name_of(b, names), topic=topic,
-                                  metrics=_join(metrics, lang), cites=cite(a.arxiv_id) + cite(b.arxiv_id)))  # fmt: skip
-    return " ".join(prose) + "\n\n" + "\n".join(rows)
+    if len(papers) < 2:
+        prose = [sentence("compare_intro", lang, names=name_of(papers[0], names))] if papers else []
+        return " ".join(prose) + "\n\n" + "\n".join(rows)
+    axes = " ".join(_axes(papers, kb, names, lang))
+    findings = " ".join(_claims(papers, question, names, lang))
+    return "\n\n".join(x for x in [axes, findings, "\n".join(rows)] if x)
 
 
 def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
