@@ -511,6 +511,14 @@ SYNTHESIS = {
         "en": "The knowledge base is reviewed through {date}; the newest work it holds on {topic} is:",
         "zh": "知识库收录截至 {date}；其中关于{topic}的最新工作如下：",
     },
+    "recent_year": {
+        "en": "The knowledge base is reviewed through {date}; it holds {n} from {year} on {topic}:",
+        "zh": "知识库收录截至 {date}；其中 {year} 年关于{topic}的工作有 {n} 篇：",
+    },
+    "recent_year_none": {
+        "en": "The knowledge base is reviewed through {date} and holds no paper from {year} on {topic}.",
+        "zh": "知识库收录截至 {date}，其中没有 {year} 年关于{topic}的论文。",
+    },
     "recent_outro": {
         "en": "For anything newer than {date}, run `plra kb update` or ask in Agent mode, which searches arXiv.",
         "zh": "{date} 之后的新工作，请运行 `plra kb update`，或使用会检索 arXiv 的智能体模式。",

@@ -304,3 +304,43 @@ def test_a_comparison_sets_every_named_paper_on_shared_axes(assistant, question)
     assert len(set(re.findall(r"\[(\d+)\]", prose))) == 3
     assert re.search(r"In method|方法上", prose)
     assert not result.citation_errors
+
+
+def test_recent_work_in_a_named_year_holds_only_that_years_papers(assistant):
+    # "2026 年的新进展" is not answered with 2024 and 2025 papers; the answer says what the knowledge base holds
+    # from that year and how far it is reviewed.
+    result = assistant.ask("最近（2026 年）个性化奖励模型有什么新进展？")
+    assert result.intent == "recent"
+    assert result.citations and all(c.year == 2026 for c in result.citations)
+    assert "2026 年" in result.answer.splitlines()[0] and str(assistant.knowledge.reviewed_through) in result.answer
+
+
+def test_a_list_of_representative_papers_is_not_cut_to_one_by_the_way_it_is_asked(assistant):
+    # "代表性" says how to list, not what about: papers need not use the word.
+    result = assistant.ask("请列出关于个性化奖励模型（personalized reward model）的代表性论文。")
+    assert result.intent == "list" and len(result.citations) >= 4
+
+
+def test_a_list_of_surveys_holds_surveys(assistant):
+    result = assistant.ask("有哪些关于大模型记忆机制的综述？想挑一两篇系统看看。")
+    papers = [assistant.knowledge.papers[c.arxiv_id] for c in result.citations]
+    assert papers and all("survey" in p.topics or re.search(r"survey|review", p.title, re.I) for p in papers)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "motivation"),
+    [
+        ("Existing reward models ignore individual users.", True),
+        ("但现有奖励模型基准主要考察回复的通用质量。", True),
+        ("MRM提升了少样本个性化效果和跨用户的稳健性。", False),
+        ("Retrieval beats fine-tuning on six of seven tasks.", False),
+    ],
+)
+def test_a_blurb_prefers_the_finding_to_the_motivation(sentence, motivation):
+    from plra.assistant.compose import MOTIVATION
+
+    assert bool(MOTIVATION.search(sentence)) == motivation
+
+
+def test_research_lines_are_an_overview_not_a_list(assistant):
+    assert assistant.ask("大语言模型角色扮演（role-play）方向目前有哪些主要的研究路线？").intent == "overview"

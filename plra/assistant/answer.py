@@ -398,7 +398,9 @@ class Assistant:
             kind = "general"
         term = terms[0] if terms else None
         path = compose.pick_path(self.knowledge.paths, question, lang) if kind == "newcomer" else None
-        ranked = [h.arxiv_id for h in self.index.search(query, k=k + len(named))]
+        # A list names up to compose.LIST_SHOWN papers of the asked kind, after filtering: it needs a wider pool.
+        pool = k + len(named) + (2 * compose.LIST_SHOWN if kind == "list" else 0)
+        ranked = [h.arxiv_id for h in self.index.search(query, k=pool)]
         if kind == "paper" and intents.OTHER_WORK.search(question):
             # "Has anyone improved on its retrieval scoring?": the paper under discussion is context; the answer is
             # the other work, so the papers are the ones retrieval finds for the question, that paper left out.
@@ -410,9 +412,9 @@ class Assistant:
             # "Which papers study that?" (a list): the glossary's papers for the term first. Any other question
             # keeps its best hit first: one that describes a paper's content while naming a term means that paper.
             lead = [] if kind == "list" else ranked[:1]
-            papers = list(dict.fromkeys([*lead, *term.papers, *ranked]))[:k]
+            papers = list(dict.fromkeys([*lead, *term.papers, *ranked]))[: pool if kind == "list" else k]
         else:
-            papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]
+            papers = list(dict.fromkeys([*named, *ranked]))[: pool if kind == "list" else max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
         plan = Plan(kind, lang, papers, named, term, path)
         if len(terms) >= 2 and intents.DIFFERENCE.search(question):
@@ -480,7 +482,9 @@ class Assistant:
                 on_term = [pid for pid in candidates if compose.mentions(self.knowledge.papers[pid], plan.term)]
                 candidates = on_term or candidates
             newest = sorted(candidates, key=lambda pid: -self.knowledge.papers[pid].year)  # stable: rank breaks ties
-            plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[:6]
+            if year := intents.asked_year(question):  # "2026 年的新进展": another year's paper does not answer
+                plan.year, newest = year, [pid for pid in newest if self.knowledge.papers[pid].year == year]
+            plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[: 8 if year else 6]
             return
         # "Which benchmark should I use?": a claim's verdict about what benchmarks show is no choice; the
         # overview's benchmarks part is, with the one that fits the stated goal first (compose_recommend).

@@ -31,6 +31,16 @@ OPEN_CUES = re.compile(
 )
 
 
+# The sentences of an entry that set up the problem rather than report what the paper found or built.
+MOTIVATION = re.compile(
+    r"^(However|Existing|Despite|While|Although|As|Most|Current|Prior)\b|"
+    r"\b(existing|current|prior|most) (methods|approaches|work|benchmarks|models|systems) (often|typically|mainly|"
+    r"usually|fail|ignore|overlook|lack|rely|assume|focus)|"
+    r"但现有|然而|现有[^，。；]{0,16}(主要|往往|通常|大多|难以|无法|忽视|忽略|缺乏)|为此|^(随着|尽管|虽然|目前)|"
+    r"^[^，。]{0,20}(是|作为)[^，。]{0,20}(核心|关键|重要)"
+)
+
+
 @dataclass
 class Plan:
     intent: str
@@ -43,6 +53,7 @@ class Plan:
     topic: str | None = None  # the topic whose overview answers it
     sections: tuple[str, ...] = ()  # which parts of that overview
     other_term: GlossaryTerm | None = None  # a difference question's second term: the answer contrasts the two
+    year: int | None = None  # the year a recent-work question names ("2026 年"): only that year's papers answer
 
 
 def cite(arxiv_id: str) -> str:
@@ -63,9 +74,12 @@ def best_finding(paper: Paper, question: str, lang: str, cues: re.Pattern | None
         sentences = list(paper.key_findings)
     wanted = set(tokenize(question))
 
-    def fit(sentence: str) -> tuple[int, int, int]:
+    def fit(sentence: str) -> tuple[bool, int, int, int]:
         cue = bool((cues or FINDING_CUES).search(sentence)) if (cues or lang == "zh") else 0
-        return (cue, len(wanted & set(tokenize(sentence))), -sentences.index(sentence))
+        # A paper's motivation ("existing reward models ignore ...") is no finding, whatever words it shares;
+        # an open-problems plan (cues given) wants exactly those sentences.
+        plain = cues is not None or not MOTIVATION.search(sentence)
+        return (plain, cue, len(wanted & set(tokenize(sentence))), -sentences.index(sentence))
 
     return max(sentences, key=fit).strip().rstrip("。.") if sentences else paper.title
 
@@ -144,10 +158,12 @@ def _entry_text(paper: Paper) -> str:
                      *paper.key_findings, *paper.methods, *paper.datasets])  # fmt: skip
 
 
-LIST_WORDS = (
-    "list give some few exist exists studies study 列 列出 几篇 篇 一些 相关 工作 有没有"  # how a list is asked
+LIST_WORDS = (  # how a list is asked: no subject, so no paper need use these words
+    "list give some few exist exists studies study 列 列出 几篇 篇 一些 相关 工作 有没有 "
+    "representative key important classic notable 代表 代表性 经典 重要 请 关于"
 )
 _KNOWN: dict[int, set[str]] = {}
+LIST_SHOWN = 6  # papers a list names: a field's representative set is rarely fewer
 
 
 def known_words(kb: KnowledgeBase) -> set[str]:
@@ -316,6 +332,14 @@ def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str
     return " ".join(x for x in [lead, summary.strip(), findings, tail] if x)
 
 
+SURVEY_WORDS = re.compile(r"\bsurveys?\b|\breviews? of\b|综述", re.I)
+
+
+def is_survey(paper: Paper) -> bool:
+    """A survey by its topic, or by its title (a survey filed under its subject's topic)."""
+    return "survey" in paper.topics or bool(re.search(r"\bsurvey\b|\breview\b|综述", paper.title, re.I))
+
+
 def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """Only items of the asked kind: the papers that speak of the named term, benchmarks when benchmarks are asked
     for; the answer names them first, then says in a line each what each one is."""
@@ -324,14 +348,18 @@ def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
         papers = on_term
     if BENCHMARK_WORDS.search(question) and len(benchmarks := [p for p in papers if "benchmark" in p.topics]) >= 2:
         papers = benchmarks
+    if SURVEY_WORDS.search(question) and (surveys := [p for p in papers if is_survey(p)]):
+        papers = surveys  # "which surveys on memory?": a system or a study is not a survey
     # The question's own words beyond the field's and the term's ("tutoring" in "papers on personalized LLM
     # tutoring"): a paper whose entry has none of them is not on what is asked, and an empty list says so.
     asked = GENERIC + " " + LIST_WORDS + " " + (" ".join([plan.term.term, *plan.term.names_zh]) if plan.term else "")
     generic = set(tokenize(asked))
     specific = (set(tokenize(question)) - generic) & known_words(kb)  # "列几篇" is no subject: words papers use
-    if specific:
-        papers = [p for p in papers if specific & set(tokenize(_entry_text(p)))]
-    papers = papers[:5]
+    if specific:  # the papers that hold most of the asked words: a wide pool holds many with one common word
+        held = {p.arxiv_id: len(specific & set(tokenize(_entry_text(p)))) for p in papers}
+        most = max(held.values(), default=0)
+        papers = [p for p in papers if held[p.arxiv_id] and 2 * held[p.arxiv_id] >= most]
+    papers = papers[:LIST_SHOWN]
     if not papers:
         return COMPOSE["nothing"][plan.lang]
     shown = _join([name_of(p, names) for p in papers], plan.lang)
@@ -460,12 +488,17 @@ def compose_recent(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: st
         topic = question.rstrip("?？")
     else:  # Chinese names the whole topic; English its label, in lower case
         topic = kb.topics[plan.topic].zh if plan.lang == "zh" else kb.topic_label(plan.topic, "en").lower()
-    lines = [SYNTHESIS["recent_intro"][plan.lang].format(date=date, topic=topic)]
-    for pid in plan.papers[:6]:
+    if plan.year is None:
+        lines = [SYNTHESIS["recent_intro"][plan.lang].format(date=date, topic=topic)]
+    else:  # say plainly what the knowledge base holds from the asked year, none included
+        key = "recent_year" if plan.papers else "recent_year_none"
+        n = str(len(plan.papers)) + ("" if plan.lang == "zh" else " paper" + "s" * (len(plan.papers) != 1))
+        lines = [SYNTHESIS[key][plan.lang].format(date=date, topic=topic, year=plan.year, n=n)]
+    for pid in plan.papers[: 8 if plan.year else 6]:
         paper = kb.papers.get(pid)
         if paper is not None:
             lines.append(f"- {name_of(paper, names)} ({paper.year}) {cite(pid)}: "
-                         f"{best_finding(paper, question, plan.lang)}")  # fmt: skip
+                         f"{claim_of(paper, question, names, plan.lang)}")  # fmt: skip
     lines.append(SYNTHESIS["recent_outro"][plan.lang].format(date=date))
     return "\n".join(lines)
 

@@ -350,7 +350,7 @@ OVERVIEW = _any(
         r"\b(what are the|my) options\b",
         r"\bhow (do|are) .{1,50} (get )?built\b",
         r"\bhow do people\b",
-        r"(主要|有哪些|几类|哪几种|哪几条|大致)(的)?(方法|路线|技术路线|思路|范式|做法)",
+        r"(主要|有哪些|几类|哪几种|哪几条|大致)(的)?(研究)?(方法|路线|技术路线|思路|范式|做法)",
         r"(概览|全景|综述一下|梳理|代表性做法|哪几类做法|技术路线)",
     ]
 )
@@ -474,3 +474,12 @@ def scope_override(question: str, named_papers: int, field_word: bool) -> bool |
     if (LIST.search(question) or OPEN_QUESTION.search(question)) and (research or field_word):
         return True
     return None
+
+
+YEAR = re.compile(r"(?<!\d)(20[12]\d)(?!\d)")
+
+
+def asked_year(question: str) -> int | None:
+    """The one year a question names ("What's new in 2026", "2026 年"); None for none, or for a range."""
+    years = set(YEAR.findall(question))
+    return int(years.pop()) if len(years) == 1 else None
