@@ -344,3 +344,24 @@ def test_a_blurb_prefers_the_finding_to_the_motivation(sentence, motivation):
 
 def test_research_lines_are_an_overview_not_a_list(assistant):
     assert assistant.ask("大语言模型角色扮演（role-play）方向目前有哪些主要的研究路线？").intent == "overview"
+
+
+def test_a_quoted_phrase_is_what_a_definition_asks_about(assistant):
+    # "What's 'persona sparsity' ..." asks about the phrase, not the glossary's "persona": the paper that names
+    # the phrase answers it.
+    assert intents.asked_phrase("What's 'persona sparsity' in the LLM-as-judge context?") == "persona sparsity"
+    result = assistant.ask("What's 'persona sparsity' in the LLM-as-judge context?")
+    assert "persona sparsity" in result.answer.split("\n")[0].lower()
+    assert result.citations[0].arxiv_id == "2406.11657"
+
+
+def test_a_difference_contrasts_the_two_sides_not_the_field_it_is_asked_within(assistant):
+    result = assistant.ask("用户画像（user profile）和用户记忆（memory）在个性化大模型中有什么区别？")
+    first = result.answer.split("\n")[0]
+    assert result.intent == "definition"
+    assert "用户画像" in first and "记忆" in first and "个性化大语言模型" not in first
+
+
+def test_a_glossary_definition_keeps_the_citation_its_paper_backs(assistant):
+    result = assistant.ask("“算法保真度”（algorithmic fidelity）指的是什么？")
+    assert "2209.06899" in {c.arxiv_id for c in result.citations} and not result.citation_errors

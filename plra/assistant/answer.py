@@ -417,8 +417,12 @@ class Assistant:
             papers = list(dict.fromkeys([*named, *ranked]))[: pool if kind == "list" else max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
         plan = Plan(kind, lang, papers, named, term, path)
-        if len(terms) >= 2 and intents.DIFFERENCE.search(question):
-            plan.other_term = terms[1]
+        # "用户画像和用户记忆在个性化大模型中有什么区别": the field's own name is where the two differ, not one of them.
+        contrasted = [t for t in terms[1:] if not self._names_the_field(t)]
+        if terms and not contrasted and intents.DIFFERENCE.search(question):
+            contrasted = self._head_noun_terms(query, terms[0])
+        if contrasted and intents.DIFFERENCE.search(question):
+            plan.other_term = contrasted[0]
         if kind == "paper" and intents.synthesis_intent(question) in ("evidence", "recommend"):
             # "Is there solid evidence that steering reliably personalizes style? StyleVector looks nice", "Need a
             # benchmark for long-form generation, not LaMP": the named paper is an example or a foil; a claim or
@@ -431,6 +435,19 @@ class Assistant:
         if plan.other_term is not None and plan.claim is None and not plan.sections:
             plan.intent = "definition"  # no claim states the difference: the two glossary entries do
         return plan
+
+    def _head_noun_terms(self, question: str, first: GlossaryTerm) -> list[GlossaryTerm]:
+        """Glossary terms whose head noun the question uses on its own ("user memory" -> "Long-term memory"): the
+        second side of a difference asked in words the glossary does not list verbatim; the first listed wins."""
+        words = set(tokenize(question)) - set(tokenize(first.term)) - self.synthesis.generic
+        return [t for t in self.knowledge.glossary
+                if t is not first and tokenize(t.term)[-1:] and tokenize(t.term)[-1] in words
+                and not self._names_the_field(t)]  # fmt: skip
+
+    def _names_the_field(self, term: GlossaryTerm) -> bool:
+        """Is the term the field itself ("personalized large language model"): every word of it generic?"""
+        words = set(tokenize(term.term))
+        return bool(words) and words <= self.synthesis.generic
 
     def _plan_from_overview(self, plan: Plan, question: str, query: str, topic: str | None, overview) -> None:
         """A general or list question that one part of its topic's overview answers gets that part, written as a

@@ -238,7 +238,16 @@ def compose_definition(plan: Plan, kb: KnowledgeBase, names: NameIndex, question
     shown = _term_name(term, plan.lang)
     # The glossary is the definition's source; a paper is cited for it only where its entry backs it.
     lead = cite(studied[0].arxiv_id) if studied and supported(definition, kb, studied[0].arxiv_id) else ""
-    first = sentence("definition", plan.lang, term=shown, definition=definition, cite=lead)
+    # The citation goes inside the definition's last sentence: after its full stop it would stand alone, a
+    # "sentence" with no words that the support check drops.
+    body, stop = (
+        (definition.rstrip()[:-1], definition.rstrip()[-1])
+        if definition.rstrip()[-1:] in ".。"
+        else (definition.rstrip(), "")
+    )
+    if lead:
+        definition = f"{body}{'' if plan.lang == 'zh' else ' '}{lead}{stop}"
+    first = sentence("definition", plan.lang, term=shown, definition=definition, cite="")
     rest = by_idea(studied[1:] if lead else studied, question, names, plan.lang)
     return "\n\n".join([first.strip(), *rest])
 
@@ -532,6 +541,9 @@ def curated_text(plan: Plan, kb: KnowledgeBase) -> str:
         parts.append(SYNTHESIS["conditions"][plan.lang].format(text=conditions))
     overview = kb.overviews.get(plan.topic or "")
     parts += [getattr(part, plan.lang) for kind in plan.sections if overview and (part := overview.section(kind))]
+    if plan.intent == "definition":  # the glossary is curated too; compose_definition cites a paper only where
+        # its entry backs the whole definition, so the definition's last sentence must not lose that citation
+        parts += [t.zh if zh else t.en for t in (plan.term, plan.other_term) if t is not None]
     return " ".join(parts)
 
 

@@ -415,6 +415,8 @@ OTHER_WORK = _any(
 )
 # What a definition question asks to have defined: "what is persona drift?" -> "persona drift".
 ASKED = [
+    re.compile(r"\bwhat(?:'s| is| are) ['\"‘“]([^'\"’”]{2,60})['\"’”]", re.I),  # a quoted phrase is what is asked
+    re.compile(r"[“\"]([^”\"]{2,30})[”\"](?:（[^）]*）)?\s*(?:指的是什么|是什么意思|是什么)"),
     re.compile(r"^\s*what (?:is|are) (?:a |an |the )?(.+?)\s*\??\s*$", re.I),
     re.compile(r"\bwhat does (.+?) mean\b", re.I),
     re.compile(r"\bdefine (.+?)(?:[,.?]|$)", re.I),
