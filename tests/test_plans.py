@@ -365,3 +365,42 @@ def test_a_difference_contrasts_the_two_sides_not_the_field_it_is_asked_within(a
 def test_a_glossary_definition_keeps_the_citation_its_paper_backs(assistant):
     result = assistant.ask("“算法保真度”（algorithmic fidelity）指的是什么？")
     assert "2209.06899" in {c.arxiv_id for c in result.citations} and not result.citation_errors
+
+
+@pytest.mark.parametrize(
+    ("question", "path"),
+    [
+        (
+            "Coming from NLP dialogue systems — how do I get into role-playing agents? Reading list please.",
+            "Role-play and persona agents",
+        ),
+        (
+            "I'm a first-year PhD student starting on personalized LLMs. What should I read first, and in what order?",
+            "Getting started with personalized LLMs",
+        ),
+        ("推荐一些个性化大模型的入门资料", "Getting started with personalized LLMs"),
+        ("我做推荐系统，想入门个性化大模型", "LLMs for recommendation and user modelling"),
+    ],
+)
+def test_a_reading_path_goes_where_the_reader_wants_to_go(assistant, question, path):
+    # The destination ("get into role-playing agents") outweighs the background; a reader's stage ("first-year")
+    # and the verb "推荐一些" name no path.
+    result = assistant.ask(question)
+    wanted = next(p for p in assistant.knowledge.paths if p.title_en == path)
+    first = result.answer.split("\n")[0]
+    assert result.intent == "newcomer" and (wanted.title_en in first or wanted.title_zh in first)
+
+
+def test_what_a_question_rules_out_does_not_pick_its_topic(assistant):
+    from plra.assistant.synthesis import without_negated
+
+    question = (
+        "What are the main approaches to personalizing LLM outputs to individual users without per-user fine-tuning?"
+    )
+    assert "fine-tuning" not in without_negated(question)
+    assert assistant.plan(question, question, "en", 5).topic != "peft"
+
+
+def test_a_related_work_request_is_on_its_subject_not_on_the_request_words(assistant):
+    question = "帮我写一段关于“个性化奖励模型”的相关工作，带引用。"
+    assert assistant.plan(question, question, "zh", 5).topic == "personalized-alignment"

@@ -227,6 +227,20 @@ def compose_difference(plan: Plan, kb: KnowledgeBase, names: NameIndex, question
     return " ".join(parts) + ("\n\n" + " ".join(by_idea(studied, question, names, lang)) if studied else "")
 
 
+def _cited_inside(text: str, arxiv_id: str, kb: KnowledgeBase, lang: str) -> tuple[str, str]:
+    """The text with the paper's citation placed in the first of its sentences the paper's entry supports, and
+    that citation ('' when no sentence is supported: the text goes uncited)."""
+    pieces = re.split(r"(?<=。)" if lang == "zh" else r"(?<=\.)(?=\s)", text.strip())
+    for i, piece in enumerate(pieces):
+        if piece.strip() and supported(piece, kb, arxiv_id):
+            body = piece.rstrip()
+            stop = body[-1] if body[-1:] in ".。" else ""
+            body = body[: len(body) - len(stop)]
+            pieces[i] = f"{body}{'' if lang == 'zh' else ' '}{cite(arxiv_id)}{stop}"
+            return "".join(pieces), cite(arxiv_id)
+    return text, ""
+
+
 def compose_definition(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """The glossary's definition first; the papers that study the term after it, grouped by idea."""
     if plan.other_term is not None:
@@ -236,17 +250,11 @@ def compose_definition(plan: Plan, kb: KnowledgeBase, names: NameIndex, question
     definition = term.zh if plan.lang == "zh" else term.en
     studied = [kb.papers[p] for p in dict.fromkeys([*term.papers, *plan.papers]) if p in kb.papers][:3]
     shown = _term_name(term, plan.lang)
-    # The glossary is the definition's source; a paper is cited for it only where its entry backs it.
-    lead = cite(studied[0].arxiv_id) if studied and supported(definition, kb, studied[0].arxiv_id) else ""
-    # The citation goes inside the definition's last sentence: after its full stop it would stand alone, a
-    # "sentence" with no words that the support check drops.
-    body, stop = (
-        (definition.rstrip()[:-1], definition.rstrip()[-1])
-        if definition.rstrip()[-1:] in ".。"
-        else (definition.rstrip(), "")
-    )
-    if lead:
-        definition = f"{body}{'' if plan.lang == 'zh' else ' '}{lead}{stop}"
+    # The glossary is the definition's source; a paper is cited inside the one sentence of it that its entry backs
+    # (after a full stop a citation stands alone, a "sentence" with no words that the support check drops).
+    lead = ""
+    if studied:
+        definition, lead = _cited_inside(definition, studied[0].arxiv_id, kb, plan.lang)
     first = sentence("definition", plan.lang, term=shown, definition=definition, cite="")
     rest = by_idea(studied[1:] if lead else studied, question, names, plan.lang)
     return "\n\n".join([first.strip(), *rest])
@@ -389,6 +397,10 @@ def compose_open(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
     return " ".join([intro, *by_idea(papers, question, names, plan.lang, cues=OPEN_CUES)])
 
 
+TARGET = re.compile(
+    r"(?:\b(?:get|getting|move|moving|switch|switching) (?:in)?to|想做|想了解|想学|转向|转到|转做)(?P<to>.+)$",
+    re.I | re.S,
+)
 PATH_STOP = {"了解", "应该", "开始", "想要", "希望", "如何", "怎么", "进入"}
 
 
@@ -397,8 +409,20 @@ def pick_path(paths: list[ReadingPath], question: str, lang: str) -> ReadingPath
     # A background is a subject ("推荐系统"), not the verbs around it ("做", "想了解"), which one path's audience
     # sentence happened to share; and a path's title names its subject, so it counts twice.
     # The field's own words ("个性化", "LLM", "new") fit every path and say nothing about the reader.
-    stop = PATH_STOP | set(tokenize(GENERIC + " get start read come coming field area 入门 新手 阅读 顺序"))
+    # Nor does the reader's stage ("a first-year PhD student"): "year" would pick the year's new-work path.
+    stop = PATH_STOP | set(
+        tokenize(
+            GENERIC + " get start read come coming field area 入门 新手 阅读 顺序 "
+            "year first phd student order list please 年级 博士 硕士 学生"
+        )
+    )
+    # "推荐一些入门资料" asks for recommendations; only "推荐系统" names recommender systems as a background.
+    question = re.sub(r"推荐(一些|几篇|几本|一下|点|些)|\brecommend (me )?(some|a few)\b", " ", question, flags=re.I)
     wanted = Counter(w for w in tokenize(question) if len(w) > 1 and w not in stop)
+    # Where the reader wants to go ("get into role-playing agents") outweighs where they come from ("NLP dialogue
+    # systems"): the path is for the destination, the background only breaks ties.
+    if target := TARGET.search(question):
+        wanted.update({w: 2 * c for w, c in Counter(tokenize(target.group("to"))).items() if w in wanted})
 
     def fit(path: ReadingPath) -> tuple[float, int]:
         audience = set(tokenize(f"{path.audience_en} {path.audience_zh}"))
