@@ -351,6 +351,7 @@ def test_a_quoted_phrase_is_what_a_definition_asks_about(assistant):
     # the phrase answers it.
     assert intents.asked_phrase("What's 'persona sparsity' in the LLM-as-judge context?") == "persona sparsity"
     result = assistant.ask("What's 'persona sparsity' in the LLM-as-judge context?")
+    assert result.intent == "definition"  # defined by the sentence of the paper that names it
     assert "persona sparsity" in result.answer.split("\n")[0].lower()
     assert result.citations[0].arxiv_id == "2406.11657"
 
@@ -404,3 +405,13 @@ def test_what_a_question_rules_out_does_not_pick_its_topic(assistant):
 def test_a_related_work_request_is_on_its_subject_not_on_the_request_words(assistant):
     question = "帮我写一段关于“个性化奖励模型”的相关工作，带引用。"
     assert assistant.plan(question, question, "zh", 5).topic == "personalized-alignment"
+
+
+def test_a_question_about_one_point_of_a_paper_is_answered_first(assistant):
+    # Not the card's "Methods: ... Data: ..." first: the entry's sentence on the asked point opens the answer.
+    result = assistant.ask("In LaMP, what's the difference between the user-based and the time-based split?")
+    first = result.answer.split("\n")[0]
+    assert result.intent == "paper"
+    assert "split" in first and not first.startswith(('"', "Methods"))
+    card = assistant.ask("What did MemGPT find?").answer
+    assert card.startswith('"MemGPT')  # a question about the paper as a whole still gets its card

@@ -390,10 +390,13 @@ class Assistant:
         terms = self.name_index.terms_in(query)
         kind = intents.intent(question, len(named), len(terms))
         from_papers = False  # the papers answer, not an overview part that shares a word
+        phrase = None  # a definition asked of a phrase the glossary lacks: the papers that use it define it
         if kind in ("definition", "general") and terms and not covers_asked(question, terms[0]):
             # "What is persona drift?" names the glossary's "persona" but asks about more than it: the
             # neighbouring term's definition would answer another question; the papers on the phrase answer it.
-            terms, kind, from_papers = [], "general", True
+            terms, from_papers = [], True
+            phrase = intents.asked_phrase(question) if kind == "definition" else None
+            kind = "general"
         if kind == "definition" and not terms:
             kind = "general"
         term = terms[0] if terms else None
@@ -416,7 +419,11 @@ class Assistant:
         else:
             papers = list(dict.fromkeys([*named, *ranked]))[: pool if kind == "list" else max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
+        if phrase and (using := [p for p in papers if p in self.knowledge.papers
+                                 and compose.phrase_sentence(self.knowledge.papers[p], phrase, lang)]):  # fmt: skip
+            kind, papers = "definition", list(dict.fromkeys([*using, *papers]))
         plan = Plan(kind, lang, papers, named, term, path)
+        plan.phrase = phrase if kind == "definition" else None
         # "用户画像和用户记忆在个性化大模型中有什么区别": the field's own name is where the two differ, not one of them.
         contrasted = [t for t in terms[1:] if not self._names_the_field(t)]
         if terms and not contrasted and intents.DIFFERENCE.search(question):

@@ -54,6 +54,7 @@ class Plan:
     sections: tuple[str, ...] = ()  # which parts of that overview
     other_term: GlossaryTerm | None = None  # a difference question's second term: the answer contrasts the two
     year: int | None = None  # the year a recent-work question names ("2026 年"): only that year's papers answer
+    phrase: str | None = None  # a definition asked of a phrase no glossary term covers ("persona sparsity")
 
 
 def cite(arxiv_id: str) -> str:
@@ -241,10 +242,39 @@ def _cited_inside(text: str, arxiv_id: str, kb: KnowledgeBase, lang: str) -> tup
     return text, ""
 
 
+DEFINING = re.compile(
+    r"\b(call|calls|called|term|terms|termed|refers? to|defined?|defines|known as|dubbed|i\.e\.)\b"
+    r"|称为|称之为|即|指的?是|定义",
+    re.I,
+)
+
+
+def phrase_sentence(paper: Paper, phrase: str, lang: str) -> str | None:
+    """The sentence of a paper's entry (key findings, then summaries) that uses the phrase, or None."""
+    pool = [*paper.key_findings, *_sentences(paper.summary_en, "en")]
+    pool = [*_sentences(paper.summary_zh, "zh"), *pool] if lang == "zh" else pool
+    wanted = phrase.lower()
+    # Only a sentence that names or defines the phrase ("a problem the authors call persona sparsity"): one that
+    # merely uses it ("persona drift detection") defines nothing.
+    return next((s for s in pool if wanted in s.lower() and DEFINING.search(s)), None)
+
+
+def compose_phrase(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
+    """A phrase the glossary lacks, defined by the sentence of the paper that uses it; other papers after."""
+    papers = [kb.papers[p] for p in plan.papers if p in kb.papers][:4]
+    first = papers[0]
+    said = phrase_sentence(first, plan.phrase or "", plan.lang) or best_finding(first, question, plan.lang)
+    lead = f"{said.rstrip('.。')}{cite(first.arxiv_id)}。" if plan.lang == "zh" else (
+        f"{said.rstrip('.')} {cite(first.arxiv_id)}.")  # fmt: skip
+    return "\n\n".join([lead, *by_idea(papers[1:], question, names, plan.lang)])
+
+
 def compose_definition(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """The glossary's definition first; the papers that study the term after it, grouped by idea."""
     if plan.other_term is not None:
         return compose_difference(plan, kb, names, question)
+    if plan.term is None and plan.phrase:
+        return compose_phrase(plan, kb, names, question)
     term = plan.term
     assert term is not None
     definition = term.zh if plan.lang == "zh" else term.en
@@ -320,15 +350,45 @@ def compose_compare(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: s
     return "\n\n".join(x for x in [axes, findings, "\n".join(rows)] if x)
 
 
+# How a question about one paper is put: these words ask for the card, not for a point in it.
+PAPER_ASKING = (
+    "find found finding findings show paper tell about summarize summarise summary describe explain propose do did "
+    "does is are it its this that in on of the what which how why differ difference between "
+    "论文 这篇 介绍 一下 讲 发现 结论 主要 做了 什么"
+)
+
+
+def asked_point(paper: Paper, question: str, lang: str) -> list[str]:
+    """The entry's sentences (key findings, then the summary) that answer the specific point a question about a
+    paper asks ("the user-based vs the time-based split", "does it hold for longer contexts"), best first; [] when
+    it asks for the card as a whole."""
+    own = set(tokenize(" ".join([paper.title, *paper.aliases])))
+    wanted = set(tokenize(question)) - set(tokenize(GENERIC + " " + PAPER_ASKING)) - own
+    if not wanted:
+        return []
+    summary = paper.summary_zh if lang == "zh" else paper.summary_en
+    pool = _sentences(summary, lang) if lang == "zh" else [*paper.key_findings, *_sentences(summary, lang)]
+    scored = [(len(wanted & set(tokenize(s))), -i, s) for i, s in enumerate(pool)]
+    need = max(2, (len(wanted) + 1) // 2)  # one shared word ("model") is no answer
+    return [s for n, _, s in sorted(scored, reverse=True) if n >= min(need, len(wanted))][:2]
+
+
 def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     paper = kb.papers[plan.named[0] if plan.named else plan.papers[0]]
     lang = plan.lang
     summary = paper.summary_zh if lang == "zh" else paper.summary_en
+    # The asked point first, in the entry's own sentences; the card after it, without those sentences again.
+    point = asked_point(paper, question, lang)
+    for line in point:
+        summary = summary.replace(line, "")
+    answer = " ".join(f"{line.rstrip('.。')}{cite(paper.arxiv_id)}。" if lang == "zh"
+                      else f"{line.rstrip('.')} {cite(paper.arxiv_id)}." for line in point)  # fmt: skip
     lead = sentence("paper_lead", lang, title=paper.title, venue=paper.venue or "arXiv", year=str(paper.year),
                     cite=cite(paper.arxiv_id))  # fmt: skip
     # Key findings the summary does not already state (a finding said twice reads as a template).
     said = set(tokenize(summary))
-    fresh = [f for f in paper.key_findings[:3] if len(set(tokenize(f)) - said) > len(set(tokenize(f))) / 3]
+    fresh = [f for f in paper.key_findings[:3]
+             if len(set(tokenize(f)) - said) > len(set(tokenize(f))) / 3 and f not in point]  # fmt: skip
     findings = "" if lang == "zh" else " ".join(f"{f.rstrip('.')} {cite(paper.arxiv_id)}." for f in fresh)
     facts = [
         COMPOSE[key][lang].format(values=_join(values[:4], lang), cite=cite(paper.arxiv_id))
@@ -346,7 +406,8 @@ def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str
         if related
         else ""
     )
-    return " ".join(x for x in [lead, summary.strip(), findings, tail] if x)
+    card = " ".join(x for x in [lead, summary.strip(), findings, tail] if x)
+    return f"{answer}\n\n{card}" if answer else card
 
 
 SURVEY_WORDS = re.compile(r"\bsurveys?\b|\breviews? of\b|综述", re.I)
