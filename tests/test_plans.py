@@ -415,3 +415,21 @@ def test_a_question_about_one_point_of_a_paper_is_answered_first(assistant):
     assert "split" in first and not first.startswith(('"', "Methods"))
     card = assistant.ask("What did MemGPT find?").answer
     assert card.startswith('"MemGPT')  # a question about the paper as a whole still gets its card
+
+
+def test_a_method_recommendation_puts_the_advice_for_the_stated_constraint_first(assistant):
+    # "I can't fine-tune the API model": the frozen-model advice opens, not DITTO's training route, and no claim
+    # about how many samples suffice.
+    result = assistant.ask(
+        "My users give me fewer than ten writing samples each and I can't fine-tune the API "
+        "model. What method should I use?"
+    )
+    first = re.split(r"(?<=\.)\s", result.answer)[0]
+    assert result.intent == "recommend"
+    assert re.search(r"frozen|API", first) and "DITTO" not in first
+    assert not result.citation_errors
+
+
+def test_a_choice_between_named_options_keeps_the_claims_verdict(assistant):
+    result = assistant.ask("Should I use retrieval or fine-tune a LoRA per user when a user has few examples?")
+    assert result.intent == "evidence"

@@ -517,6 +517,13 @@ class Assistant:
             plan.intent = "recommend"
             self._answer_from_sections(plan, topic, overview, ("benchmarks",))
             return
+        # "What method should I use?" with no alternatives named: the overview's advice by situation answers,
+        # the situation the question states first; a claim's verdict answers "A or B?".
+        choosing = overview.section("choosing") if overview is not None else None
+        if wanted == "recommend" and choosing is not None and not intents.ALTERNATIVES.search(question):
+            plan.intent = "recommend"
+            self._answer_from_sections(plan, topic, overview, ("choosing",))
+            return
         if wanted in ("evidence", "recommend", "difference"):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)
             if claim is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from plra.assistant.intents import BENCHMARK_WORDS
 from plra.assistant.support import supported
-from plra.assistant.synthesis import GENERIC
+from plra.assistant.synthesis import GENERIC, NEGATED
 from plra.knowledge.cite import surname
 from plra.knowledge.kb import KnowledgeBase
 from plra.knowledge.names import NameIndex
@@ -548,10 +548,48 @@ def _sentences(text: str, lang: str) -> list[str]:
     return [s.strip() for s in re.split(pattern, text) if s.strip()]
 
 
+NO_TRAINING = re.compile(r"fine-?tun|train|update (the )?weights|微调|训练", re.I)
+TRAINS = re.compile(r"\btrain|fine-?tun|\bDPO\b|\bRLHF\b|\bRL\b|微调|训练", re.I)
+FROZEN = re.compile(r"frozen|\bAPI\b|black-box|closed model|without retrain|avoids retrain|冻结|黑盒|免去", re.I)
+
+
+def _advice_first(plan: Plan, overview, question: str) -> str:
+    """The overview's advice by situation, the piece that fits the situation the question states first: its
+    words, and a constraint it states ("I can't fine-tune the API model" puts the frozen-model advice first and
+    the training routes last)."""
+    part = overview.section("choosing")
+    lines = _sentences(getattr(part, plan.lang), plan.lang) if part is not None else []
+    if len(lines) < 2:
+        return compose_sections(plan, None, None, question) if part is None else getattr(part, plan.lang)
+    negated = " ".join(m.group(0) for m in NEGATED.finditer(question))
+    no_training = bool(NO_TRAINING.search(negated))
+    # The constraint's object stays a wanted word ("the API model" in "I can't fine-tune the API model"); only
+    # the ruled-out verb goes.
+    wanted = set(tokenize(question)) - set(tokenize(GENERIC + " use should fine tune tuning train training 微调 训练"))
+
+    def fit(i: int) -> tuple[int, int]:
+        line = lines[i]
+        score = len(wanted & set(tokenize(line)))
+        if no_training:
+            score += 3 if FROZEN.search(line) else (-3 if TRAINS.search(line) else 0)
+        return (score, -i)
+
+    best = max(range(1, len(lines)), key=fit)  # the first sentence frames the choice; it stays first
+    if fit(best)[0] <= 0:
+        return getattr(part, plan.lang)
+    rest = [line for i, line in enumerate(lines) if i not in (0, best)]
+    if no_training:  # the routes the asker ruled out come last, kept for completeness
+        rest.sort(key=lambda line: bool(TRAINS.search(line)) and not FROZEN.search(line))
+    gap = "" if plan.lang == "zh" else " "
+    return gap.join([lines[best], lines[0], *rest])
+
+
 def compose_recommend(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """What to use first: the overview sentence that best fits the goal the question states leads, its first
     benchmark named as the pick; the other options follow as the alternatives for other goals."""
     overview = kb.overviews.get(plan.topic or "")
+    if overview is not None and plan.sections == ("choosing",):
+        return _advice_first(plan, overview, question)
     if overview is None or plan.sections != ("benchmarks",):
         return compose_sections(plan, kb, names, question)
     part = overview.section("benchmarks")

@@ -485,3 +485,7 @@ def asked_year(question: str) -> int | None:
     """The one year a question names ("What's new in 2026", "2026 年"); None for none, or for a range."""
     years = set(YEAR.findall(question))
     return int(years.pop()) if len(years) == 1 else None
+
+
+# A recommendation between named options ("retrieval or a LoRA per user?"): a claim's verdict weighs them.
+ALTERNATIVES = _any([r"\bor\b", r"\bvs\.?\b", r"\bversus\b", r"\bbetter than\b", r"还是", r"或者", r"或是"])
