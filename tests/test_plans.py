@@ -433,3 +433,14 @@ def test_a_method_recommendation_puts_the_advice_for_the_stated_constraint_first
 def test_a_choice_between_named_options_keeps_the_claims_verdict(assistant):
     result = assistant.ask("Should I use retrieval or fine-tune a LoRA per user when a user has few examples?")
     assert result.intent == "evidence"
+
+
+def test_a_follow_up_on_a_point_of_the_paper_under_discussion_answers_that_point(assistant):
+    history = [
+        {"role": "user", "content": "Do LLMs forget preferences stated earlier in a long chat?"},
+        {"role": "assistant", "content": "Yes. PrefEval [arXiv:2502.09597] plants preferences in a chat."},
+    ]
+    result = assistant.ask("Does fine-tuning on it actually fix the problem, and does that hold for longer contexts?",
+                           history=history)  # fmt: skip
+    first = result.answer.split("\n")[0]
+    assert "fine-tuning" in first.lower() and "longer contexts" in first

@@ -362,8 +362,9 @@ def asked_point(paper: Paper, question: str, lang: str) -> list[str]:
     """The entry's sentences (key findings, then the summary) that answer the specific point a question about a
     paper asks ("the user-based vs the time-based split", "does it hold for longer contexts"), best first; [] when
     it asks for the card as a whole."""
-    own = set(tokenize(" ".join([paper.title, *paper.aliases])))
-    wanted = set(tokenize(question)) - set(tokenize(GENERIC + " " + PAPER_ASKING)) - own
+    own = set(tokenize(" ".join([paper.title, *paper.aliases, "arxiv"])))
+    question = re.sub(r"\s*(?:\(about: .*\)|（指：.*）)\s*$", "", question)  # a follow-up's note of its paper
+    wanted = {w for w in tokenize(question) if not w.isdigit()} - set(tokenize(GENERIC + " " + PAPER_ASKING)) - own
     if not wanted:
         return []
     summary = paper.summary_zh if lang == "zh" else paper.summary_en
