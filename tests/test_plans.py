@@ -444,3 +444,11 @@ def test_a_follow_up_on_a_point_of_the_paper_under_discussion_answers_that_point
                            history=history)  # fmt: skip
     first = result.answer.split("\n")[0]
     assert "fine-tuning" in first.lower() and "longer contexts" in first
+
+
+def test_a_short_name_another_paper_owns_is_not_used_for_a_later_paper(assistant):
+    # 2602.12394 lists "PersonaGym" among its aliases, but PersonaGym is the 2024 benchmark (2407.18416).
+    later = assistant.knowledge.papers["2602.12394"]
+    assert "PersonaGym" in later.aliases
+    assert assistant.name_index.display_name("2602.12394") != "PersonaGym"
+    assert assistant.name_index.display_name("2407.18416") == "PersonaGym"
