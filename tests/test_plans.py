@@ -452,3 +452,11 @@ def test_a_short_name_another_paper_owns_is_not_used_for_a_later_paper(assistant
     assert "PersonaGym" in later.aliases
     assert assistant.name_index.display_name("2602.12394") != "PersonaGym"
     assert assistant.name_index.display_name("2407.18416") == "PersonaGym"
+
+
+def test_a_difference_an_overview_states_opens_with_that_sentence(assistant):
+    # No claim or glossary pair states the split of LLM recommenders; the overview sentence that does opens.
+    result = assistant.ask("discriminative vs generative LLM recommenders — what's the split?")
+    first = result.answer.split("\n")[0].lower()
+    assert "discriminative" in first and "generative" in first
+    assert not result.citation_errors

@@ -451,6 +451,22 @@ class Assistant:
                 if t is not first and tokenize(t.term)[-1:] and tokenize(t.term)[-1] in words
                 and not self._names_the_field(t)]  # fmt: skip
 
+    def _stated_difference(self, question: str, lang: str) -> tuple[str, str, str] | None:
+        """(topic, part, sentence): the overview sentence that holds all the words a difference question contrasts
+        (at least two), or None."""
+        wanted = {w for w in tokenize(question) if w not in self.synthesis.generic and not w.isdigit()}
+        wanted -= set(tokenize("differ difference differences split distinction between versus vs what 区别 差异 不同"))
+        if len(wanted) < 2:
+            return None
+        best: tuple[int, str, str, str] | None = None
+        for topic, overview in self.knowledge.overviews.items():
+            for part in overview.sections:
+                for line in compose.sentences_of(getattr(part, lang), lang):
+                    held = len(wanted & set(tokenize(line)))
+                    if held == len(wanted) and (best is None or held > best[0]):
+                        best = (held, topic, part.kind, line)
+        return best[1:] if best else None
+
     def _names_the_field(self, term: GlossaryTerm) -> bool:
         """Is the term the field itself ("personalized large language model"): every word of it generic?"""
         words = set(tokenize(term.term))
@@ -530,6 +546,12 @@ class Assistant:
                 plan.intent, plan.claim, plan.topic = "evidence", claim, topic
                 plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
                 return
+        if wanted == "difference" and plan.other_term is None and (stated := self._stated_difference(query, plan.lang)):
+            # "discriminative vs generative LLM recommenders": no claim or glossary pair, but an overview sentence
+            # states the split; it opens the answer, the part of the overview it comes from after it.
+            plan.intent, plan.lead = "overview", stated[2]
+            self._answer_from_sections(plan, stated[0], self.knowledge.overviews[stated[0]], (stated[1],))
+            return
         if overview is None:
             return
         if wanted == "difference":  # no claim states it: the glossary may (plan), else the plan intent() chose

@@ -55,6 +55,7 @@ class Plan:
     other_term: GlossaryTerm | None = None  # a difference question's second term: the answer contrasts the two
     year: int | None = None  # the year a recent-work question names ("2026 年"): only that year's papers answer
     phrase: str | None = None  # a definition asked of a phrase no glossary term covers ("persona sparsity")
+    lead: str | None = None  # an overview sentence that answers first (a difference it states), then its part
 
 
 def cite(arxiv_id: str) -> str:
@@ -540,7 +541,11 @@ def compose_sections(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: 
     """The parts of the topic overview that answer the question (families and choosing, benchmarks, open problems)."""
     overview = kb.overviews[plan.topic]
     parts = [overview.section(kind) for kind in plan.sections]
-    return "\n\n".join(getattr(part, plan.lang) for part in parts if part is not None)
+    text = "\n\n".join(getattr(part, plan.lang) for part in parts if part is not None)
+    if plan.lead and plan.lead in text:  # the sentence that answers first; its part follows without it
+        rest = text.replace(plan.lead, "", 1).strip()
+        return f"{plan.lead}\n\n{rest}" if rest else plan.lead
+    return text
 
 
 def _sentences(text: str, lang: str) -> list[str]:
@@ -552,6 +557,11 @@ def _sentences(text: str, lang: str) -> list[str]:
 NO_TRAINING = re.compile(r"fine-?tun|train|update (the )?weights|微调|训练", re.I)
 TRAINS = re.compile(r"\btrain|fine-?tun|\bDPO\b|\bRLHF\b|\bRL\b|微调|训练", re.I)
 FROZEN = re.compile(r"frozen|\bAPI\b|black-box|closed model|without retrain|avoids retrain|冻结|黑盒|免去", re.I)
+
+
+def sentences_of(text: str, lang: str) -> list[str]:
+    """An overview part's sentences (public: the planner looks for the one that states a difference)."""
+    return _sentences(text, lang)
 
 
 def _advice_first(plan: Plan, overview, question: str) -> str:
