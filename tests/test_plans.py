@@ -29,6 +29,7 @@ def assistant() -> Assistant:
         ("What is new in personalized memory in 2026?", "recent"),
         ("最近个性化对齐有哪些新进展？", "recent"),
         ("What did MemGPT find?", None),
+        ("Does assigning a persona make an LLM less safe?", "evidence"),
     ],
 )
 def test_the_synthesis_intent_follows_what_is_asked(question, wanted):

@@ -306,6 +306,7 @@ EVIDENCE = _any(
         r"\bdoes .{1,80} (help|hurt|improve|work|matter|raise|increase|reduce|lower)\b",
         r"\bdo .{1,80} (help|hurt|improve|work|matter|follow|remember|keep|raise|increase)\b",
         r"\bcan .{1,80} (replace|evaluate|judge|simulate|infer|be inferred|match)\b",
+        r"\b(does|do|can|will) .{1,80} make .{1,60}\b(less|more|worse|better)\b",  # "make it less safe?"
         r"\bis it (true|the case)\b",
         r"\bwhat does the evidence\b",
         r"\b(solid|any|real) evidence\b",
