@@ -461,3 +461,14 @@ def test_a_difference_an_overview_states_opens_with_that_sentence(assistant):
     first = result.answer.split("\n")[0].lower()
     assert "discriminative" in first and "generative" in first
     assert not result.citation_errors
+
+
+def test_a_benchmark_recommendation_draws_on_the_overview_that_covers_the_goal(assistant):
+    # "remembers facts across sessions" is memory's benchmarks part, not the general benchmark topic's list; a
+    # claim written to answer "which benchmark for X" still answers its own question.
+    result = assistant.ask(
+        "Which benchmark should I use to test whether my assistant remembers facts about a user across many sessions?"
+    )
+    memory = set(cited_ids(assistant.knowledge.overviews["memory"].section("benchmarks").en))
+    assert result.intent == "recommend" and {c.arxiv_id for c in result.citations} <= memory
+    assert assistant.ask("Which benchmark should I use for personalized text generation?").intent == "evidence"

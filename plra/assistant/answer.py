@@ -451,6 +451,22 @@ class Assistant:
                 if t is not first and tokenize(t.term)[-1:] and tokenize(t.term)[-1] in words
                 and not self._names_the_field(t)]  # fmt: skip
 
+    def _benchmarks_for(self, question: str, lang: str, guess: str | None) -> str | None:
+        """The topic whose overview's benchmarks part has the sentence holding most of the question's own words
+        (two at least); the guessed topic wins ties."""
+        wanted = {w for w in tokenize(question) if w not in self.synthesis.generic and not w.isdigit()}
+        wanted -= set(tokenize("benchmark benchmarks dataset datasets evaluate evaluation test use should 基准 评测"))
+        best: tuple[int, bool, str] | None = None
+        for topic, overview in self.knowledge.overviews.items():
+            part = overview.section("benchmarks")
+            if part is None:
+                continue
+            held = max((len(wanted & set(tokenize(line))) for line in compose.sentences_of(getattr(part, lang), lang)),
+                       default=0)  # fmt: skip
+            if held >= 2 and (best is None or (held, topic == guess) > best[:2]):
+                best = (held, topic == guess, topic)
+        return best[2] if best else None
+
     def _stated_difference(self, question: str, lang: str) -> tuple[str, str, str] | None:
         """(topic, part, sentence): the overview sentence that holds all the words a difference question contrasts
         (at least two), or None."""
@@ -526,17 +542,30 @@ class Assistant:
                 plan.year, newest = year, [pid for pid in newest if self.knowledge.papers[pid].year == year]
             plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[: 8 if year else 6]
             return
-        # "Which benchmark should I use?": a claim's verdict about what benchmarks show is no choice; the
-        # overview's benchmarks part is, with the one that fits the stated goal first (compose_recommend).
-        benchmarks = overview.section("benchmarks") if overview is not None else None
-        if wanted == "recommend" and intents.BENCHMARK_WORDS.search(question) and benchmarks is not None:
-            plan.intent = "recommend"
-            self._answer_from_sections(plan, topic, overview, ("benchmarks",))
-            return
+        # "Which benchmark should I use?": a claim's verdict about what benchmarks show is no choice; an overview's
+        # benchmarks part is, the one that fits the stated goal first (compose_recommend). The part comes from the
+        # overview with a benchmark sentence on the goal ("remembers facts across sessions": memory's), wherever
+        # the question's topic guess points; with none, a claim answers as before.
+        if wanted == "recommend" and intents.BENCHMARK_WORDS.search(question):
+            claim, _ = self.synthesis.best_claim(query, topic, ranked)
+            # A claim written to answer "which benchmark should be used for X" is itself the recommendation.
+            recommends = claim is not None and bool(intents.RECOMMEND.search(claim.question_en))
+            if recommends and claim is not None:
+                plan.intent, plan.claim, plan.topic = "evidence", claim, topic
+                plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
+                return
+            fitting = self._benchmarks_for(question, plan.lang, topic)
+            if fitting is None and overview is not None and overview.section("benchmarks") is not None:
+                fitting = topic  # no sentence on the goal: the asked topic's benchmarks, as they are
+            if fitting is not None:
+                plan.intent = "recommend"
+                self._answer_from_sections(plan, fitting, self.knowledge.overviews[fitting], ("benchmarks",))
+                return
         # "What method should I use?" with no alternatives named: the overview's advice by situation answers,
         # the situation the question states first; a claim's verdict answers "A or B?".
         choosing = overview.section("choosing") if overview is not None else None
-        if wanted == "recommend" and choosing is not None and not intents.ALTERNATIVES.search(question):
+        if (wanted == "recommend" and choosing is not None and not intents.ALTERNATIVES.search(question)
+                and not intents.BENCHMARK_WORDS.search(question)):  # fmt: skip
             plan.intent = "recommend"
             self._answer_from_sections(plan, topic, overview, ("choosing",))
             return

@@ -614,7 +614,12 @@ def compose_recommend(plan: Plan, kb: KnowledgeBase, names: NameIndex, question:
     ids = [p for p in re.findall(r"\[arXiv:([^\]]+)\]", lines[best]) if p in kb.papers]
     if not ids or fits[best] == 0:
         return text
-    pick = name_of(kb.papers[ids[0]], names)
+    # The pick is the benchmark the sentence names ("LaMP is the common ground ..., used by PPlug" names LaMP),
+    # else its first cited benchmark, else its first source.
+    named = [m.key for m in names.mentions(lines[best]) if m.kind == "paper" and m.key in kb.papers]
+    ranked = [*named, *ids]
+    pick_id = next((p for p in ranked if "benchmark" in kb.papers[p].topics), ids[0])
+    pick = name_of(kb.papers[pick_id], names)
     # The lead names the pick without a citation: the curated sentence after it carries the source, and the
     # support check would judge the short lead on too few words.
     lead = sentence("recommend_lead", plan.lang, name=pick)
