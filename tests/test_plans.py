@@ -225,7 +225,7 @@ def test_recent_work_keeps_to_the_topic_asked(assistant):
         ("What are the main design families of memory for a companion chatbot, and how do they differ?", "overview"),
         ("个性化大模型的隐私方面，目前还有哪些没解决的问题？", "open_question"),
         ("做多元化对齐的偏好数据收集，还有什么可以改进的想法？", "open_question"),
-        ("Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?", "evidence"),
+        ("Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?", "recommend"),
     ],
 )
 def test_a_neighbouring_plan_does_not_win(assistant, question, wanted):
@@ -472,3 +472,12 @@ def test_a_benchmark_recommendation_draws_on_the_overview_that_covers_the_goal(a
     memory = set(cited_ids(assistant.knowledge.overviews["memory"].section("benchmarks").en))
     assert result.intent == "recommend" and {c.arxiv_id for c in result.citations} <= memory
     assert assistant.ask("Which benchmark should I use for personalized text generation?").intent == "evidence"
+    long_form = assistant.ask(
+        "Need a benchmark for long-form personalized generation (whole emails, reviews, long "
+        "answers), not the short-output LaMP tasks. Suggestions?"
+    )
+    assert long_form.intent == "recommend" and "LongLaMP" in long_form.answer.split(".")[0]
+    foil = assistant.ask(
+        "Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?"
+    )
+    assert not foil.answer.startswith("For what you describe, start with LaMP.")  # the foil is never the pick

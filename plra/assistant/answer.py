@@ -64,6 +64,7 @@ MAX_QUESTION_CHARS = 4000
 RECENT_POOL = 20  # papers retrieval finds for a recent-work question, of which the newest are shown
 WHOLE_TOPIC = 0.8  # share of a recent-work question's own words that name its topic: it asks about the whole topic
 ASKED_EXTRA = 0.34  # share of a definition question's phrase a glossary term may lack and still be what is asked
+GOAL_WORDS = 3  # words of a benchmark question a benchmark sentence holds: it speaks of the asker's own goal
 SECTION_MIN_FIT = 0.35  # share of a question's words an overview part must hold to answer it
 
 
@@ -451,9 +452,9 @@ class Assistant:
                 if t is not first and tokenize(t.term)[-1:] and tokenize(t.term)[-1] in words
                 and not self._names_the_field(t)]  # fmt: skip
 
-    def _benchmarks_for(self, question: str, lang: str, guess: str | None) -> str | None:
+    def _benchmarks_for(self, question: str, lang: str, guess: str | None) -> tuple[str | None, int]:
         """The topic whose overview's benchmarks part has the sentence holding most of the question's own words
-        (two at least); the guessed topic wins ties."""
+        (two at least; the guessed topic wins ties), and how many it holds; (None, 0) when none does."""
         wanted = {w for w in tokenize(question) if w not in self.synthesis.generic and not w.isdigit()}
         wanted -= set(tokenize("benchmark benchmarks dataset datasets evaluate evaluation test use should 基准 评测"))
         best: tuple[int, bool, str] | None = None
@@ -465,7 +466,7 @@ class Assistant:
                        default=0)  # fmt: skip
             if held >= 2 and (best is None or (held, topic == guess) > best[:2]):
                 best = (held, topic == guess, topic)
-        return best[2] if best else None
+        return (best[2], best[0]) if best else (None, 0)
 
     def _stated_difference(self, question: str, lang: str) -> tuple[str, str, str] | None:
         """(topic, part, sentence): the overview sentence that holds all the words a difference question contrasts
@@ -548,13 +549,14 @@ class Assistant:
         # the question's topic guess points; with none, a claim answers as before.
         if wanted == "recommend" and intents.BENCHMARK_WORDS.search(question):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)
-            # A claim written to answer "which benchmark should be used for X" is itself the recommendation.
+            fitting, held = self._benchmarks_for(question, plan.lang, topic)
+            # A claim written to answer "which benchmark should be used for X" is itself the recommendation, unless
+            # a benchmark sentence holds the question's particular goal ("whole emails, reviews, long answers").
             recommends = claim is not None and bool(intents.RECOMMEND.search(claim.question_en))
-            if recommends and claim is not None:
+            if recommends and claim is not None and held < GOAL_WORDS:
                 plan.intent, plan.claim, plan.topic = "evidence", claim, topic
                 plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
                 return
-            fitting = self._benchmarks_for(question, plan.lang, topic)
             if fitting is None and overview is not None and overview.section("benchmarks") is not None:
                 fitting = topic  # no sentence on the goal: the asked topic's benchmarks, as they are
             if fitting is not None:

@@ -595,6 +595,9 @@ def _advice_first(plan: Plan, overview, question: str) -> str:
     return gap.join([lines[best], lines[0], *rest])
 
 
+RULED_OUT = re.compile(r"\b(not|rather than|instead of|other than|beyond|besides)\b|不要|不是|而非|以外|之外", re.I)
+
+
 def compose_recommend(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str) -> str:
     """What to use first: the overview sentence that best fits the goal the question states leads, its first
     benchmark named as the pick; the other options follow as the alternatives for other goals."""
@@ -617,8 +620,10 @@ def compose_recommend(plan: Plan, kb: KnowledgeBase, names: NameIndex, question:
     # The pick is the benchmark the sentence names ("LaMP is the common ground ..., used by PPlug" names LaMP),
     # else its first cited benchmark, else its first source.
     named = [m.key for m in names.mentions(lines[best]) if m.kind == "paper" and m.key in kb.papers]
-    ranked = [*named, *ids]
-    pick_id = next((p for p in ranked if "benchmark" in kb.papers[p].topics), ids[0])
+    # A benchmark the question sets aside ("not the short LaMP tasks") is never the pick.
+    foils = set(plan.named) if RULED_OUT.search(question) else set()
+    ranked = [p for p in dict.fromkeys([*named, *ids]) if p not in foils] or ids
+    pick_id = next((p for p in ranked if "benchmark" in kb.papers[p].topics), ranked[0])
     pick = name_of(kb.papers[pick_id], names)
     # The lead names the pick without a citation: the curated sentence after it carries the source, and the
     # support check would judge the short lead on too few words.
