@@ -557,6 +557,10 @@ COMPOSE: dict[str, dict[str, object]] = {
     "compare_method_item": {"en": "{name} uses {methods} {cite}", "zh": "{name} 采用 {methods}{cite}"},
     "compare_data": {"en": "For evaluation, {items}.", "zh": "评测数据上，{items}。"},
     "compare_data_item": {"en": "{names} {be} evaluated on {data} {cites}", "zh": "{names} 使用 {data}{cites}"},
+    "list_pick": {
+        "en": "If you read only one or two, start with {names}: they are closest to what you asked.",
+        "zh": "如果只读一两篇，建议先读 {names}：它们与你所问的最贴近。",
+    },
     "list_intro": {
         "en": "The knowledge base holds {n} on this: {names}.",
         "zh": "知识库中与此相关的论文有 {n} 篇：{names}。",

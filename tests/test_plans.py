@@ -481,3 +481,11 @@ def test_a_benchmark_recommendation_draws_on_the_overview_that_covers_the_goal(a
         "Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?"
     )
     assert not foil.answer.startswith("For what you describe, start with LaMP.")  # the foil is never the pick
+
+
+def test_a_list_for_someone_who_will_read_one_or_two_says_which(assistant):
+    result = assistant.ask("有哪些关于大模型记忆机制的综述？想挑一两篇系统看看。")
+    body = result.answer.split("参考文献")[0]
+    assert "如果只读一两篇" in body
+    plain = assistant.ask("有哪些关于大模型记忆机制的综述？")
+    assert "如果只读一两篇" not in plain.answer  # only when a choice is asked for

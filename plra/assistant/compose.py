@@ -162,7 +162,8 @@ def _entry_text(paper: Paper) -> str:
 
 LIST_WORDS = (  # how a list is asked: no subject, so no paper need use these words
     "list give some few exist exists studies study 列 列出 几篇 篇 一些 相关 工作 有没有 "
-    "representative key important classic notable 代表 代表性 经典 重要 请 关于"
+    "representative key important classic notable 代表 代表性 经典 重要 请 关于 "
+    "read only time one two should 挑 一两篇 看看 系统 想"  # "想挑一两篇系统看看" picks, it names no subject
 )
 _KNOWN: dict[int, set[str]] = {}
 LIST_SHOWN = 6  # papers a list names: a field's representative set is rarely fewer
@@ -412,6 +413,9 @@ def compose_paper(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str
     return f"{answer}\n\n{card}" if answer else card
 
 
+PICK_FEW = re.compile(
+    r"\bone or two\b|\bonly (have )?time for\b|\bwhich (one|two)\b|一两篇|一两本|挑(一|两|几)|选(一|两)篇", re.I
+)
 SURVEY_WORDS = re.compile(r"\bsurveys?\b|\breviews? of\b|综述", re.I)
 
 
@@ -449,6 +453,13 @@ def compose_list(plan: Plan, kb: KnowledgeBase, names: NameIndex, question: str)
     for paper in papers:
         text = claim_of(paper, question, names, plan.lang).rstrip("。.")
         lines.append(f"- {name_of(paper, names)} ({paper.year}) {cite(paper.arxiv_id)}: {text}")
+    if PICK_FEW.search(question) and len(papers) >= 2:
+        # "想挑一两篇系统看看": the asker wants a choice, not only the list; the two that fit the words best.
+        fit = {p.arxiv_id: len(specific & set(tokenize(_entry_text(p)))) for p in papers}
+        chosen = sorted(papers, key=lambda p: -fit[p.arxiv_id])[:2]  # stable: retrieval's order breaks ties
+        shown = [name_of(p, names) for p in chosen]
+        both = " 和 ".join(shown) if plan.lang == "zh" else _join(shown, "en")
+        lines.append("\n" + sentence("list_pick", plan.lang, names=both))
     return "\n".join(lines)
 
 
