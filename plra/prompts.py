@@ -511,6 +511,14 @@ SYNTHESIS = {
         "en": "The knowledge base is reviewed through {date}; the newest work it holds on {topic} is:",
         "zh": "知识库收录截至 {date}；其中关于{topic}的最新工作如下：",
     },
+    "recent_year": {
+        "en": "The knowledge base is reviewed through {date}; it holds {n} from {year} on {topic}:",
+        "zh": "知识库收录截至 {date}；其中 {year} 年关于{topic}的工作有 {n} 篇：",
+    },
+    "recent_year_none": {
+        "en": "The knowledge base is reviewed through {date} and holds no paper from {year} on {topic}.",
+        "zh": "知识库收录截至 {date}，其中没有 {year} 年关于{topic}的论文。",
+    },
     "recent_outro": {
         "en": "For anything newer than {date}, run `plra kb update` or ask in Agent mode, which searches arXiv.",
         "zh": "{date} 之后的新工作，请运行 `plra kb update`，或使用会检索 arXiv 的智能体模式。",
@@ -527,28 +535,32 @@ COMPOSE: dict[str, dict[str, object]] = {
         "en": "Only {names} of the papers asked about is in the knowledge base; its details are below.",
         "zh": "所问论文中只有 {names} 收录在知识库中，详情如下。",
     },
-    "compare_common": {
-        "en": "Both are work on {topic} and report {metrics} {cites}.",
-        "zh": "两者都属于“{topic}”方向，也都报告 {metrics}{cites}。",
-    },
-    "compare_topic": {
-        "en": "Both are work on {topic} {cites}.",
-        "zh": "两者都属于“{topic}”方向{cites}。",
-    },
-    "compare_metrics": {
-        "en": "Both report {metrics} {cites}.",
-        "zh": "两者都报告 {metrics}{cites}。",
-    },
-    "compare_differ": {
-        "en": "{a} and {b} differ in what they show: {a} {a_cite}: {a_finding}; {b} {b_cite}: {b_finding}.",
-        "zh": "{a} 与 {b} 的结论不同：{a}{a_cite}：{a_finding}；{b}{b_cite}：{b_finding}。",
-    },
     "paper_lead": {"en": '"{title}" ({venue}, {year}) {cite}.', "zh": "《{title}》（{venue}，{year}）{cite}。"},
     "paper_finding": {"en": "Result: {finding} {cite}.", "zh": "{finding}{cite}。"},
     "paper_methods": {"en": "Methods: {values} {cite}.", "zh": "方法：{values}{cite}。"},
     "paper_data": {"en": "Data: {values} {cite}.", "zh": "数据：{values}{cite}。"},
     "paper_metrics": {"en": "Metrics: {values} {cite}.", "zh": "指标：{values}{cite}。"},
     "paper_related": {"en": "Related work in the knowledge base: {names}.", "zh": "知识库中的相关工作：{names}。"},
+    "recommend_lead": {
+        "en": "For what you describe, start with {name}.",
+        "zh": "就你描述的需求，建议首选 {name}。",
+    },
+    "recommend_others": {
+        "en": "For other goals, the alternatives are:",
+        "zh": "如果目标不同，可以换用以下基准：",
+    },
+    "compare_topic": {
+        "en": "{names} are {all} work on {topic}.",
+        "zh": "{names}都属于“{topic}”方向。",
+    },
+    "compare_methods": {"en": "In method, {items}.", "zh": "方法上，{items}。"},
+    "compare_method_item": {"en": "{name} uses {methods} {cite}", "zh": "{name} 采用 {methods}{cite}"},
+    "compare_data": {"en": "For evaluation, {items}.", "zh": "评测数据上，{items}。"},
+    "compare_data_item": {"en": "{names} {be} evaluated on {data} {cites}", "zh": "{names} 使用 {data}{cites}"},
+    "list_pick": {
+        "en": "If you read only one or two, start with {names}: they are closest to what you asked.",
+        "zh": "如果只读一两篇，建议先读 {names}：它们与你所问的最贴近。",
+    },
     "list_intro": {
         "en": "The knowledge base holds {n} on this: {names}.",
         "zh": "知识库中与此相关的论文有 {n} 篇：{names}。",

@@ -120,7 +120,7 @@ def test_no_llm_json_answer_is_composed_prose_with_citations():
     assert set(data) == {"answer", "citations", "refused", "citation_errors", "timings", "query", "rewrite",
                          "intent", "fallback", "writer", "history_trimmed"}  # fmt: skip
     assert data["writer"] == "composed from the knowledge base"
-    assert not data["refused"] and len(data["citations"]) == 5 and data["citation_errors"] == []
+    assert not data["refused"] and len(data["citations"]) >= 5 and data["citation_errors"] == []
     assert set(data["citations"][0]) == {"arxiv_id", "title", "year", "url", "reviewed"}
     assert all(c["reviewed"] for c in data["citations"])  # the shipped knowledge base: curated papers only
     assert data["intent"] == "list" and data["query"] == "Which papers study memory for long-term dialogue?"

@@ -1,6 +1,7 @@
 """Follow-ups, intents and their answer plans, the scope rules, and a model's answer giving way to the composer."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -45,7 +46,9 @@ def test_named_papers_are_always_cited_and_compared_in_a_cited_table(assistant):
 def test_definition_starts_with_the_glossary_entry_in_both_languages(assistant):
     term = next(t for t in assistant.knowledge.glossary if t.term == "Pluralistic alignment")
     english = assistant.ask("What is pluralistic alignment?")
-    assert english.intent == "definition" and english.answer.startswith(f"{term.term}: {term.en}")
+    # The citation of the term's paper sits inside the definition's last sentence ("... viewpoints [1].").
+    english_text = re.sub(r" \[\d+\](?=\.)", "", english.answer)
+    assert english.intent == "definition" and english_text.startswith(f"{term.term}: {term.en.strip()}")
     chinese = assistant.ask("什么是个性化对齐？")
     assert chinese.intent == "definition" and chinese.answer.startswith("个性化对齐：")
     assert len(chinese.citations) >= 2

@@ -29,6 +29,7 @@ def assistant() -> Assistant:
         ("What is new in personalized memory in 2026?", "recent"),
         ("最近个性化对齐有哪些新进展？", "recent"),
         ("What did MemGPT find?", None),
+        ("Does assigning a persona make an LLM less safe?", "evidence"),
     ],
 )
 def test_the_synthesis_intent_follows_what_is_asked(question, wanted):
@@ -150,7 +151,9 @@ def test_the_support_check_drops_unsupported_citations_and_sentences(assistant):
 def test_a_claims_conditions_keep_their_citations_under_the_answers_label(assistant):
     # The conditions are curated and cited in the claim's file; the answer prefixes "When this holds:" and
     # renumbers the citations, and neither may make the support check drop them.
-    result = assistant.ask("Which benchmark should I use to evaluate the long-term memory of a chat assistant?")
+    result = assistant.ask(
+        "For personalizing a writing assistant, are a few demonstrations better than pairwise preference feedback?"
+    )
     conditions = next(line for line in result.answer.splitlines() if line.startswith("When this holds:"))
     assert not result.citation_errors and len(re.findall(r"\[\d+\]", conditions)) >= 2
 
@@ -224,7 +227,7 @@ def test_recent_work_keeps_to_the_topic_asked(assistant):
         ("What are the main design families of memory for a companion chatbot, and how do they differ?", "overview"),
         ("个性化大模型的隐私方面，目前还有哪些没解决的问题？", "open_question"),
         ("做多元化对齐的偏好数据收集，还有什么可以改进的想法？", "open_question"),
-        ("Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?", "evidence"),
+        ("Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?", "recommend"),
     ],
 )
 def test_a_neighbouring_plan_does_not_win(assistant, question, wanted):
@@ -264,3 +267,227 @@ def test_related_work_argues_the_lines_of_work_not_one_papers_card(assistant):
     assert result.intent == "overview" and not result.answer.startswith('"')  # not PersonaChat's card
     assert "1801.07243" in {c.arxiv_id for c in result.citations} and len(result.citations) >= 4
     assert "\n\n" in result.answer.split("\n\nSources:")[0]  # more than one paragraph: families, then evidence
+
+
+@pytest.mark.parametrize(
+    ("question", "pick"),
+    [
+        (
+            "Which benchmark should I use to evaluate long-term memory of a personalized chat assistant across many "
+            "sessions?",
+            "LongMemEval",
+        ),
+        ("我该用哪个基准评测聊天助手的长期记忆？", "LongMemEval"),
+    ],
+)
+def test_a_benchmark_recommendation_opens_with_what_to_use(assistant, question, pick):
+    # A recommendation names the benchmark to start with in its first sentence, not a verdict on what
+    # benchmarks show ("Only partly: ..."); the other benchmarks follow as alternatives for other goals.
+    result = assistant.ask(question)
+    first = re.split(r"(?<=[.。])", result.answer)[0]
+    assert result.intent == "recommend"
+    assert pick in first and not first.startswith("Only partly")
+    assert not result.citation_errors
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "OPPU、Per-Pcs、PLoRA 这三种按用户参数化的方法，怎么比较？",
+        "Compare DITTO, CIPHER (PRELUDE) and PROSE for learning a user's writing preferences.",
+    ],
+)
+def test_a_comparison_sets_every_named_paper_on_shared_axes(assistant, question):
+    # Every compared paper is in the prose, not only in the table, and nothing claims that papers that may agree
+    # "differ in what they show".
+    result = assistant.ask(question)
+    prose = result.answer.split("|")[0]
+    assert result.intent == "compare"
+    assert not re.search(r"differ in what they show|结论不同", result.answer)
+    assert len(set(re.findall(r"\[(\d+)\]", prose))) == 3
+    assert re.search(r"In method|方法上", prose)
+    assert not result.citation_errors
+
+
+def test_recent_work_in_a_named_year_holds_only_that_years_papers(assistant):
+    # "2026 年的新进展" is not answered with 2024 and 2025 papers; the answer says what the knowledge base holds
+    # from that year and how far it is reviewed.
+    result = assistant.ask("最近（2026 年）个性化奖励模型有什么新进展？")
+    assert result.intent == "recent"
+    assert result.citations and all(c.year == 2026 for c in result.citations)
+    assert "2026 年" in result.answer.splitlines()[0] and str(assistant.knowledge.reviewed_through) in result.answer
+
+
+def test_a_list_of_representative_papers_is_not_cut_to_one_by_the_way_it_is_asked(assistant):
+    # "代表性" says how to list, not what about: papers need not use the word.
+    result = assistant.ask("请列出关于个性化奖励模型（personalized reward model）的代表性论文。")
+    assert result.intent == "list" and len(result.citations) >= 4
+
+
+def test_a_list_of_surveys_holds_surveys(assistant):
+    result = assistant.ask("有哪些关于大模型记忆机制的综述？想挑一两篇系统看看。")
+    papers = [assistant.knowledge.papers[c.arxiv_id] for c in result.citations]
+    assert papers and all("survey" in p.topics or re.search(r"survey|review", p.title, re.I) for p in papers)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "motivation"),
+    [
+        ("Existing reward models ignore individual users.", True),
+        ("但现有奖励模型基准主要考察回复的通用质量。", True),
+        ("MRM提升了少样本个性化效果和跨用户的稳健性。", False),
+        ("Retrieval beats fine-tuning on six of seven tasks.", False),
+    ],
+)
+def test_a_blurb_prefers_the_finding_to_the_motivation(sentence, motivation):
+    from plra.assistant.compose import MOTIVATION
+
+    assert bool(MOTIVATION.search(sentence)) == motivation
+
+
+def test_research_lines_are_an_overview_not_a_list(assistant):
+    assert assistant.ask("大语言模型角色扮演（role-play）方向目前有哪些主要的研究路线？").intent == "overview"
+
+
+def test_a_quoted_phrase_is_what_a_definition_asks_about(assistant):
+    # "What's 'persona sparsity' ..." asks about the phrase, not the glossary's "persona": the paper that names
+    # the phrase answers it.
+    assert intents.asked_phrase("What's 'persona sparsity' in the LLM-as-judge context?") == "persona sparsity"
+    result = assistant.ask("What's 'persona sparsity' in the LLM-as-judge context?")
+    assert result.intent == "definition"  # defined by the sentence of the paper that names it
+    assert "persona sparsity" in result.answer.split("\n")[0].lower()
+    assert result.citations[0].arxiv_id == "2406.11657"
+
+
+def test_a_difference_contrasts_the_two_sides_not_the_field_it_is_asked_within(assistant):
+    result = assistant.ask("用户画像（user profile）和用户记忆（memory）在个性化大模型中有什么区别？")
+    first = result.answer.split("\n")[0]
+    assert result.intent == "definition"
+    assert "用户画像" in first and "记忆" in first and "个性化大语言模型" not in first
+
+
+def test_a_glossary_definition_keeps_the_citation_its_paper_backs(assistant):
+    result = assistant.ask("“算法保真度”（algorithmic fidelity）指的是什么？")
+    assert "2209.06899" in {c.arxiv_id for c in result.citations} and not result.citation_errors
+
+
+@pytest.mark.parametrize(
+    ("question", "path"),
+    [
+        (
+            "Coming from NLP dialogue systems — how do I get into role-playing agents? Reading list please.",
+            "Role-play and persona agents",
+        ),
+        (
+            "I'm a first-year PhD student starting on personalized LLMs. What should I read first, and in what order?",
+            "Getting started with personalized LLMs",
+        ),
+        ("推荐一些个性化大模型的入门资料", "Getting started with personalized LLMs"),
+        ("我做推荐系统，想入门个性化大模型", "LLMs for recommendation and user modelling"),
+    ],
+)
+def test_a_reading_path_goes_where_the_reader_wants_to_go(assistant, question, path):
+    # The destination ("get into role-playing agents") outweighs the background; a reader's stage ("first-year")
+    # and the verb "推荐一些" name no path.
+    result = assistant.ask(question)
+    wanted = next(p for p in assistant.knowledge.paths if p.title_en == path)
+    first = result.answer.split("\n")[0]
+    assert result.intent == "newcomer" and (wanted.title_en in first or wanted.title_zh in first)
+
+
+def test_what_a_question_rules_out_does_not_pick_its_topic(assistant):
+    from plra.assistant.synthesis import without_negated
+
+    question = (
+        "What are the main approaches to personalizing LLM outputs to individual users without per-user fine-tuning?"
+    )
+    assert "fine-tuning" not in without_negated(question)
+    assert assistant.plan(question, question, "en", 5).topic != "peft"
+
+
+def test_a_related_work_request_is_on_its_subject_not_on_the_request_words(assistant):
+    question = "帮我写一段关于“个性化奖励模型”的相关工作，带引用。"
+    assert assistant.plan(question, question, "zh", 5).topic == "personalized-alignment"
+
+
+def test_a_question_about_one_point_of_a_paper_is_answered_first(assistant):
+    # Not the card's "Methods: ... Data: ..." first: the entry's sentence on the asked point opens the answer.
+    result = assistant.ask("In LaMP, what's the difference between the user-based and the time-based split?")
+    first = result.answer.split("\n")[0]
+    assert result.intent == "paper"
+    assert "split" in first and not first.startswith(('"', "Methods"))
+    card = assistant.ask("What did MemGPT find?").answer
+    assert card.startswith('"MemGPT')  # a question about the paper as a whole still gets its card
+
+
+def test_a_method_recommendation_puts_the_advice_for_the_stated_constraint_first(assistant):
+    # "I can't fine-tune the API model": the frozen-model advice opens, not DITTO's training route, and no claim
+    # about how many samples suffice.
+    result = assistant.ask(
+        "My users give me fewer than ten writing samples each and I can't fine-tune the API "
+        "model. What method should I use?"
+    )
+    first = re.split(r"(?<=\.)\s", result.answer)[0]
+    assert result.intent == "recommend"
+    assert re.search(r"frozen|API", first) and "DITTO" not in first
+    assert not result.citation_errors
+
+
+def test_a_choice_between_named_options_keeps_the_claims_verdict(assistant):
+    result = assistant.ask("Should I use retrieval or fine-tune a LoRA per user when a user has few examples?")
+    assert result.intent == "evidence"
+
+
+def test_a_follow_up_on_a_point_of_the_paper_under_discussion_answers_that_point(assistant):
+    history = [
+        {"role": "user", "content": "Do LLMs forget preferences stated earlier in a long chat?"},
+        {"role": "assistant", "content": "Yes. PrefEval [arXiv:2502.09597] plants preferences in a chat."},
+    ]
+    result = assistant.ask("Does fine-tuning on it actually fix the problem, and does that hold for longer contexts?",
+                           history=history)  # fmt: skip
+    first = result.answer.split("\n")[0]
+    assert "fine-tuning" in first.lower() and "longer contexts" in first
+
+
+def test_a_short_name_another_paper_owns_is_not_used_for_a_later_paper(assistant):
+    # 2602.12394 lists "PersonaGym" among its aliases, but PersonaGym is the 2024 benchmark (2407.18416).
+    later = assistant.knowledge.papers["2602.12394"]
+    assert "PersonaGym" in later.aliases
+    assert assistant.name_index.display_name("2602.12394") != "PersonaGym"
+    assert assistant.name_index.display_name("2407.18416") == "PersonaGym"
+
+
+def test_a_difference_an_overview_states_opens_with_that_sentence(assistant):
+    # No claim or glossary pair states the split of LLM recommenders; the overview sentence that does opens.
+    result = assistant.ask("discriminative vs generative LLM recommenders — what's the split?")
+    first = result.answer.split("\n")[0].lower()
+    assert "discriminative" in first and "generative" in first
+    assert not result.citation_errors
+
+
+def test_a_benchmark_recommendation_draws_on_the_overview_that_covers_the_goal(assistant):
+    # "remembers facts across sessions" is memory's benchmarks part, not the general benchmark topic's list; a
+    # claim written to answer "which benchmark for X" still answers its own question.
+    result = assistant.ask(
+        "Which benchmark should I use to test whether my assistant remembers facts about a user across many sessions?"
+    )
+    memory = set(cited_ids(assistant.knowledge.overviews["memory"].section("benchmarks").en))
+    assert result.intent == "recommend" and {c.arxiv_id for c in result.citations} <= memory
+    assert assistant.ask("Which benchmark should I use for personalized text generation?").intent == "evidence"
+    long_form = assistant.ask(
+        "Need a benchmark for long-form personalized generation (whole emails, reviews, long "
+        "answers), not the short-output LaMP tasks. Suggestions?"
+    )
+    assert long_form.intent == "recommend" and "LongLaMP" in long_form.answer.split(".")[0]
+    foil = assistant.ask(
+        "Need a benchmark for long-form personalized generation, not the short LaMP tasks. Suggestions?"
+    )
+    assert not foil.answer.startswith("For what you describe, start with LaMP.")  # the foil is never the pick
+
+
+def test_a_list_for_someone_who_will_read_one_or_two_says_which(assistant):
+    result = assistant.ask("有哪些关于大模型记忆机制的综述？想挑一两篇系统看看。")
+    body = result.answer.split("参考文献")[0]
+    assert "如果只读一两篇" in body
+    plain = assistant.ask("有哪些关于大模型记忆机制的综述？")
+    assert "如果只读一两篇" not in plain.answer  # only when a choice is asked for

@@ -64,6 +64,7 @@ MAX_QUESTION_CHARS = 4000
 RECENT_POOL = 20  # papers retrieval finds for a recent-work question, of which the newest are shown
 WHOLE_TOPIC = 0.8  # share of a recent-work question's own words that name its topic: it asks about the whole topic
 ASKED_EXTRA = 0.34  # share of a definition question's phrase a glossary term may lack and still be what is asked
+GOAL_WORDS = 3  # words of a benchmark question a benchmark sentence holds: it speaks of the asker's own goal
 SECTION_MIN_FIT = 0.35  # share of a question's words an overview part must hold to answer it
 
 
@@ -390,15 +391,20 @@ class Assistant:
         terms = self.name_index.terms_in(query)
         kind = intents.intent(question, len(named), len(terms))
         from_papers = False  # the papers answer, not an overview part that shares a word
+        phrase = None  # a definition asked of a phrase the glossary lacks: the papers that use it define it
         if kind in ("definition", "general") and terms and not covers_asked(question, terms[0]):
             # "What is persona drift?" names the glossary's "persona" but asks about more than it: the
             # neighbouring term's definition would answer another question; the papers on the phrase answer it.
-            terms, kind, from_papers = [], "general", True
+            terms, from_papers = [], True
+            phrase = intents.asked_phrase(question) if kind == "definition" else None
+            kind = "general"
         if kind == "definition" and not terms:
             kind = "general"
         term = terms[0] if terms else None
         path = compose.pick_path(self.knowledge.paths, question, lang) if kind == "newcomer" else None
-        ranked = [h.arxiv_id for h in self.index.search(query, k=k + len(named))]
+        # A list names up to compose.LIST_SHOWN papers of the asked kind, after filtering: it needs a wider pool.
+        pool = k + len(named) + (2 * compose.LIST_SHOWN if kind == "list" else 0)
+        ranked = [h.arxiv_id for h in self.index.search(query, k=pool)]
         if kind == "paper" and intents.OTHER_WORK.search(question):
             # "Has anyone improved on its retrieval scoring?": the paper under discussion is context; the answer is
             # the other work, so the papers are the ones retrieval finds for the question, that paper left out.
@@ -410,13 +416,21 @@ class Assistant:
             # "Which papers study that?" (a list): the glossary's papers for the term first. Any other question
             # keeps its best hit first: one that describes a paper's content while naming a term means that paper.
             lead = [] if kind == "list" else ranked[:1]
-            papers = list(dict.fromkeys([*lead, *term.papers, *ranked]))[:k]
+            papers = list(dict.fromkeys([*lead, *term.papers, *ranked]))[: pool if kind == "list" else k]
         else:
-            papers = list(dict.fromkeys([*named, *ranked]))[: max(k, len(named))]
+            papers = list(dict.fromkeys([*named, *ranked]))[: pool if kind == "list" else max(k, len(named))]
         papers = [p for p in papers if self.knowledge.get(p)]
+        if phrase and (using := [p for p in papers if p in self.knowledge.papers
+                                 and compose.phrase_sentence(self.knowledge.papers[p], phrase, lang)]):  # fmt: skip
+            kind, papers = "definition", list(dict.fromkeys([*using, *papers]))
         plan = Plan(kind, lang, papers, named, term, path)
-        if len(terms) >= 2 and intents.DIFFERENCE.search(question):
-            plan.other_term = terms[1]
+        plan.phrase = phrase if kind == "definition" else None
+        # "用户画像和用户记忆在个性化大模型中有什么区别": the field's own name is where the two differ, not one of them.
+        contrasted = [t for t in terms[1:] if not self._names_the_field(t)]
+        if terms and not contrasted and intents.DIFFERENCE.search(question):
+            contrasted = self._head_noun_terms(query, terms[0])
+        if contrasted and intents.DIFFERENCE.search(question):
+            plan.other_term = contrasted[0]
         if kind == "paper" and intents.synthesis_intent(question) in ("evidence", "recommend"):
             # "Is there solid evidence that steering reliably personalizes style? StyleVector looks nice", "Need a
             # benchmark for long-form generation, not LaMP": the named paper is an example or a foil; a claim or
@@ -429,6 +443,51 @@ class Assistant:
         if plan.other_term is not None and plan.claim is None and not plan.sections:
             plan.intent = "definition"  # no claim states the difference: the two glossary entries do
         return plan
+
+    def _head_noun_terms(self, question: str, first: GlossaryTerm) -> list[GlossaryTerm]:
+        """Glossary terms whose head noun the question uses on its own ("user memory" -> "Long-term memory"): the
+        second side of a difference asked in words the glossary does not list verbatim; the first listed wins."""
+        words = set(tokenize(question)) - set(tokenize(first.term)) - self.synthesis.generic
+        return [t for t in self.knowledge.glossary
+                if t is not first and tokenize(t.term)[-1:] and tokenize(t.term)[-1] in words
+                and not self._names_the_field(t)]  # fmt: skip
+
+    def _benchmarks_for(self, question: str, lang: str, guess: str | None) -> tuple[str | None, int]:
+        """The topic whose overview's benchmarks part has the sentence holding most of the question's own words
+        (two at least; the guessed topic wins ties), and how many it holds; (None, 0) when none does."""
+        wanted = {w for w in tokenize(question) if w not in self.synthesis.generic and not w.isdigit()}
+        wanted -= set(tokenize("benchmark benchmarks dataset datasets evaluate evaluation test use should 基准 评测"))
+        best: tuple[int, bool, str] | None = None
+        for topic, overview in self.knowledge.overviews.items():
+            part = overview.section("benchmarks")
+            if part is None:
+                continue
+            held = max((len(wanted & set(tokenize(line))) for line in compose.sentences_of(getattr(part, lang), lang)),
+                       default=0)  # fmt: skip
+            if held >= 2 and (best is None or (held, topic == guess) > best[:2]):
+                best = (held, topic == guess, topic)
+        return (best[2], best[0]) if best else (None, 0)
+
+    def _stated_difference(self, question: str, lang: str) -> tuple[str, str, str] | None:
+        """(topic, part, sentence): the overview sentence that holds all the words a difference question contrasts
+        (at least two), or None."""
+        wanted = {w for w in tokenize(question) if w not in self.synthesis.generic and not w.isdigit()}
+        wanted -= set(tokenize("differ difference differences split distinction between versus vs what 区别 差异 不同"))
+        if len(wanted) < 2:
+            return None
+        best: tuple[int, str, str, str] | None = None
+        for topic, overview in self.knowledge.overviews.items():
+            for part in overview.sections:
+                for line in compose.sentences_of(getattr(part, lang), lang):
+                    held = len(wanted & set(tokenize(line)))
+                    if held == len(wanted) and (best is None or held > best[0]):
+                        best = (held, topic, part.kind, line)
+        return best[1:] if best else None
+
+    def _names_the_field(self, term: GlossaryTerm) -> bool:
+        """Is the term the field itself ("personalized large language model"): every word of it generic?"""
+        words = set(tokenize(term.term))
+        return bool(words) and words <= self.synthesis.generic
 
     def _plan_from_overview(self, plan: Plan, question: str, query: str, topic: str | None, overview) -> None:
         """A general or list question that one part of its topic's overview answers gets that part, written as a
@@ -480,7 +539,37 @@ class Assistant:
                 on_term = [pid for pid in candidates if compose.mentions(self.knowledge.papers[pid], plan.term)]
                 candidates = on_term or candidates
             newest = sorted(candidates, key=lambda pid: -self.knowledge.papers[pid].year)  # stable: rank breaks ties
-            plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[:6]
+            if year := intents.asked_year(question):  # "2026 年的新进展": another year's paper does not answer
+                plan.year, newest = year, [pid for pid in newest if self.knowledge.papers[pid].year == year]
+            plan.intent, plan.topic, plan.papers = "recent", topic if named else None, newest[: 8 if year else 6]
+            return
+        # "Which benchmark should I use?": a claim's verdict about what benchmarks show is no choice; an overview's
+        # benchmarks part is, the one that fits the stated goal first (compose_recommend). The part comes from the
+        # overview with a benchmark sentence on the goal ("remembers facts across sessions": memory's), wherever
+        # the question's topic guess points; with none, a claim answers as before.
+        if wanted == "recommend" and intents.BENCHMARK_WORDS.search(question):
+            claim, _ = self.synthesis.best_claim(query, topic, ranked)
+            fitting, held = self._benchmarks_for(question, plan.lang, topic)
+            # A claim written to answer "which benchmark should be used for X" is itself the recommendation, unless
+            # a benchmark sentence holds the question's particular goal ("whole emails, reviews, long answers").
+            recommends = claim is not None and bool(intents.RECOMMEND.search(claim.question_en))
+            if recommends and claim is not None and held < GOAL_WORDS:
+                plan.intent, plan.claim, plan.topic = "evidence", claim, topic
+                plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
+                return
+            if fitting is None and overview is not None and overview.section("benchmarks") is not None:
+                fitting = topic  # no sentence on the goal: the asked topic's benchmarks, as they are
+            if fitting is not None:
+                plan.intent = "recommend"
+                self._answer_from_sections(plan, fitting, self.knowledge.overviews[fitting], ("benchmarks",))
+                return
+        # "What method should I use?" with no alternatives named: the overview's advice by situation answers,
+        # the situation the question states first; a claim's verdict answers "A or B?".
+        choosing = overview.section("choosing") if overview is not None else None
+        if (wanted == "recommend" and choosing is not None and not intents.ALTERNATIVES.search(question)
+                and not intents.BENCHMARK_WORDS.search(question)):  # fmt: skip
+            plan.intent = "recommend"
+            self._answer_from_sections(plan, topic, overview, ("choosing",))
             return
         if wanted in ("evidence", "recommend", "difference"):
             claim, _ = self.synthesis.best_claim(query, topic, ranked)
@@ -488,6 +577,12 @@ class Assistant:
                 plan.intent, plan.claim, plan.topic = "evidence", claim, topic
                 plan.papers = [p for p in dict.fromkeys([*claim.papers(), *ranked[:1]]) if p in self.knowledge.papers]
                 return
+        if wanted == "difference" and plan.other_term is None and (stated := self._stated_difference(query, plan.lang)):
+            # "discriminative vs generative LLM recommenders": no claim or glossary pair, but an overview sentence
+            # states the split; it opens the answer, the part of the overview it comes from after it.
+            plan.intent, plan.lead = "overview", stated[2]
+            self._answer_from_sections(plan, stated[0], self.knowledge.overviews[stated[0]], (stated[1],))
+            return
         if overview is None:
             return
         if wanted == "difference":  # no claim states it: the glossary may (plan), else the plan intent() chose

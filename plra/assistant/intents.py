@@ -306,6 +306,7 @@ EVIDENCE = _any(
         r"\bdoes .{1,80} (help|hurt|improve|work|matter|raise|increase|reduce|lower)\b",
         r"\bdo .{1,80} (help|hurt|improve|work|matter|follow|remember|keep|raise|increase)\b",
         r"\bcan .{1,80} (replace|evaluate|judge|simulate|infer|be inferred|match)\b",
+        r"\b(does|do|can|will) .{1,80} make .{1,60}\b(less|more|worse|better)\b",  # "make it less safe?"
         r"\bis it (true|the case)\b",
         r"\bwhat does the evidence\b",
         r"\b(solid|any|real) evidence\b",
@@ -350,7 +351,7 @@ OVERVIEW = _any(
         r"\b(what are the|my) options\b",
         r"\bhow (do|are) .{1,50} (get )?built\b",
         r"\bhow do people\b",
-        r"(主要|有哪些|几类|哪几种|哪几条|大致)(的)?(方法|路线|技术路线|思路|范式|做法)",
+        r"(主要|有哪些|几类|哪几种|哪几条|大致)(的)?(研究)?(方法|路线|技术路线|思路|范式|做法)",
         r"(概览|全景|综述一下|梳理|代表性做法|哪几类做法|技术路线)",
     ]
 )
@@ -415,6 +416,8 @@ OTHER_WORK = _any(
 )
 # What a definition question asks to have defined: "what is persona drift?" -> "persona drift".
 ASKED = [
+    re.compile(r"\bwhat(?:'s| is| are) ['\"‘“]([^'\"’”]{2,60})['\"’”]", re.I),  # a quoted phrase is what is asked
+    re.compile(r"[“\"]([^”\"]{2,30})[”\"](?:（[^）]*）)?\s*(?:指的是什么|是什么意思|是什么)"),
     re.compile(r"^\s*what (?:is|are) (?:a |an |the )?(.+?)\s*\??\s*$", re.I),
     re.compile(r"\bwhat does (.+?) mean\b", re.I),
     re.compile(r"\bdefine (.+?)(?:[,.?]|$)", re.I),
@@ -474,3 +477,16 @@ def scope_override(question: str, named_papers: int, field_word: bool) -> bool |
     if (LIST.search(question) or OPEN_QUESTION.search(question)) and (research or field_word):
         return True
     return None
+
+
+YEAR = re.compile(r"(?<!\d)(20[12]\d)(?!\d)")
+
+
+def asked_year(question: str) -> int | None:
+    """The one year a question names ("What's new in 2026", "2026 年"); None for none, or for a range."""
+    years = set(YEAR.findall(question))
+    return int(years.pop()) if len(years) == 1 else None
+
+
+# A recommendation between named options ("retrieval or a LoRA per user?"): a claim's verdict weighs them.
+ALTERNATIVES = _any([r"\bor\b", r"\bvs\.?\b", r"\bversus\b", r"\bbetter than\b", r"还是", r"或者", r"或是"])

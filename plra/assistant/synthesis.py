@@ -5,6 +5,7 @@ topic holds, so a question that merely shares one common word with a claim does 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 from plra.knowledge.kb import KnowledgeBase
@@ -24,8 +25,23 @@ GENERIC = (
     "method methods approach approaches user users main open problem problems based new latest recent work "
     "works paper papers family families pick choose field research would each which what when how best "
     "个性化 大模型 模型 方法 问题 开放 最新 最近 进展 新进展 研究 哪些 什么 "
-    "主要 哪 几类 几种 哪几类 哪几种 做法 路线 思路 做 大致 有 怎么 如何 目前 现在 还有 方面"
+    "主要 哪 几类 几种 哪几类 哪几种 做法 路线 思路 做 大致 有 怎么 如何 目前 现在 还有 方面 "
+    # how a writing request is put ("帮我写一段……的相关工作，带引用"): it names no topic
+    "draft write section paragraph related citations cite 帮 写 一段 关于 相关 带 引用 工作 "
+    "output outputs individual individuals individually"
 )
+# A negated phrase names what the asker rules out ("without per-user fine-tuning", "不用给每个用户单独训练"):
+# its words must not pick the topic that does exactly that.
+NEGATED = re.compile(
+    r"\b(?:without|rather than|instead of|other than|not (?:by|through|using|via)|can'?t|cannot)\b[^,.;?!]{0,40}"
+    r"|(?:不用|无需|不需要|不靠|而不是|不通过)[^，。；？！,?]{0,20}",
+    re.I,
+)
+
+
+def without_negated(question: str) -> str:
+    """The question less what it rules out."""
+    return NEGATED.sub(" ", question)
 
 
 class SynthesisIndex:
@@ -88,7 +104,7 @@ class SynthesisIndex:
     def best_topic(self, question: str, ranked: list[str]) -> tuple[str | None, bool]:
         """(topic, sure): the topic the question names; the field as a whole ("survey") when it names nothing
         but the field; else the first topic most of the best-ranked papers share (sure when most of them do)."""
-        words = [w for w in tokenize(question) if w not in self.generic and not w.isdigit()]
+        words = [w for w in tokenize(without_negated(question)) if w not in self.generic and not w.isdigit()]
         if not words and "survey" in self.kb.overviews:
             return "survey", True
         score, index = max((self._coverage(words, doc), -i) for i, doc in enumerate(self.topic_tokens))

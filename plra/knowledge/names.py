@@ -65,6 +65,13 @@ class NameIndex:
                     names.append(("term", term.term, name))
         names.sort(key=lambda n: len(n[2]), reverse=True)
         self.patterns = [(kind, key, name, name_pattern(name)) for kind, key, name in names]
+        # A short name belongs to the paper that has it first ("PersonaGym" is the 2024 benchmark); a later paper
+        # listing it among its aliases is shown by another of its names, or readers would take it for that one.
+        self.owner: dict[str, str] = {}
+        for pid in sorted(knowledge.papers):
+            first = next(iter(knowledge.papers[pid].aliases), None)
+            if first:
+                self.owner.setdefault(first, pid)
 
     def mentions(self, text: str) -> list[Mention]:
         """Papers and terms named in the text, in the order they appear; overlapping names: the longest."""
@@ -92,4 +99,8 @@ class NameIndex:
         return [self.terms[key] for key in dict.fromkeys(m.key for m in self.mentions(text) if m.kind == "term")]
 
     def display_name(self, arxiv_id: str) -> str:
-        return display_name(self.knowledge.papers[arxiv_id])
+        paper = self.knowledge.papers[arxiv_id]
+        own = [a for a in paper.aliases if self.owner.get(a, arxiv_id) == arxiv_id]
+        if paper.aliases and own and own[0] != paper.aliases[0]:
+            return own[0]
+        return display_name(paper)
